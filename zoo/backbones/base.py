@@ -1,0 +1,221 @@
+"""The backbone contract: a registered builder that returns taps ``P1``..``P5``.
+
+A backbone family module registers each variant with `register_backbone`::
+
+    @register_backbone("mobilenet_v2", alphas=AlphaRange(0.35, 1.4), channels=_channels,
+                       paper="MobileNetV2: Inverted Residuals and Linear Bottlenecks")
+    def mobilenet_v2(inputs, alpha, weights=None):
+        ...
+        return {"P1": t1, "P2": t2, "P3": t3, "P4": t4, "P5": t5}
+
+The decorated function receives a Keras input (raw RGB in 0..255; the backbone scales it inside
+the graph) and returns the five taps, tap ``Pn`` at stride ``2**n``. `build_backbone` wraps it into
+a functional `keras.Model` whose output is that dict.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from zoo.errors import ConfigError
+from zoo.registry import Registry
+
+TAP_NAMES = ("P1", "P2", "P3", "P4", "P5")
+TAP_STRIDES = {name: 2 ** (i + 1) for i, name in enumerate(TAP_NAMES)}
+
+BACKBONES = Registry("backbone")
+
+
+@dataclass(frozen=True)
+class AlphaRange:
+    """Continuous width multipliers ``low <= alpha <= high``."""
+
+    low: float
+    high: float
+
+    def allows(self, alpha: float) -> bool:
+        return self.low - 1e-9 <= alpha <= self.high + 1e-9
+
+    def __str__(self) -> str:
+        return f"{self.low}..{self.high}"
+
+
+@dataclass(frozen=True)
+class AlphaSet:
+    """A discrete set of width multipliers."""
+
+    values: tuple[float, ...]
+
+    def allows(self, alpha: float) -> bool:
+        return any(abs(alpha - v) < 1e-9 for v in self.values)
+
+    def __str__(self) -> str:
+        return ", ".join(str(v) for v in self.values)
+
+
+@dataclass(frozen=True)
+class TapInfo:
+    """One multi-scale feature: tap name, channels and stride (timm's ``feature_info``)."""
+
+    name: str
+    channels: int
+    stride: int
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """A registered backbone variant and what it declares about itself."""
+
+    name: str
+    fn: Callable[..., dict[str, Any]]
+    alphas: AlphaRange | AlphaSet
+    channels: Callable[..., Sequence[int]]
+    paper: str = ""
+    options: tuple[str, ...] = ()
+
+    def feature_info(self, alpha: float = 1.0, **options: Any) -> list[TapInfo]:
+        """Declared taps for `alpha` and `options`, P1..P5."""
+        chans = self.channels(alpha, **options)
+        return [TapInfo(n, int(c), TAP_STRIDES[n]) for n, c in zip(TAP_NAMES, chans, strict=True)]
+
+    def check_alpha(self, alpha: float) -> float:
+        """`alpha` as a float, or `ConfigError` naming the allowed values."""
+        try:
+            value = float(alpha)
+        except (TypeError, ValueError):
+            raise ConfigError(f"alpha must be a number, got {alpha!r}") from None
+        if not self.alphas.allows(value):
+            raise ConfigError(
+                f"alpha {alpha} is not supported by backbone {self.name!r}; allowed: {self.alphas}"
+            )
+        return value
+
+
+def register_backbone(
+    name: str,
+    *,
+    alphas: AlphaRange | AlphaSet,
+    channels: Callable[..., Sequence[int]],
+    paper: str = "",
+    options: tuple[str, ...] = (),
+) -> Callable:
+    """Decorator registering a backbone builder function (see the module docstring)."""
+
+    def decorator(fn: Callable) -> Callable:
+        BACKBONES.register(name, BackboneSpec(name, fn, alphas, channels, paper, options))
+        return fn
+
+    return decorator
+
+
+def parse_input_size(input_size: Any) -> tuple[int, int]:
+    """(height, width) from ``224``, ``(224, 288)``, ``[224, 288]`` or ``"224x288"``.
+
+    Both sides must be >= 32 and divisible by 32 (the P5 tap is at stride 32).
+    """
+    size = input_size
+    if isinstance(size, str):
+        parts = size.lower().replace(",", "x").split("x")
+        try:
+            size = tuple(int(p) for p in parts)
+        except ValueError:
+            size = None
+    elif isinstance(size, int) and not isinstance(size, bool):
+        size = (size, size)
+    elif isinstance(size, Sequence) and all(isinstance(s, int) for s in size):
+        size = tuple(size)
+    else:
+        size = None
+    if size is not None and len(size) == 1:
+        size = (size[0], size[0])
+    if size is None or len(size) != 2:
+        raise ConfigError(f"input_size must be N or HxW (e.g. 224 or 224x288), got {input_size!r}")
+    for side in size:
+        if side < 32 or side % 32:
+            raise ConfigError(
+                f"input_size {size[0]}x{size[1]}: each side must be a multiple of 32 and >= 32"
+            )
+    return size
+
+
+def check_weights(weights: Any) -> str | None:
+    """`None` or the path of an existing local weights file; no download ever happens."""
+    if weights is None:
+        return None
+    path = Path(os.path.expanduser(str(weights)))
+    if not path.is_file():
+        if str(weights) == "imagenet":
+            raise ConfigError(
+                "weights='imagenet' would download; pass the path of a local weights file"
+            )
+        raise ConfigError(f"weights file not found: {weights}")
+    return str(path)
+
+
+def build_backbone(
+    name: str,
+    input_size: Any = 224,
+    alpha: float = 1.0,
+    weights: str | None = None,
+    **options: Any,
+) -> keras.Model:
+    """Build backbone `name` as a functional model from RGB 0..255 to the dict of taps.
+
+    Example::
+
+        bb = build_backbone("mobilenet_v2", input_size=(96, 128), alpha=0.35)
+        bb.output["P5"].shape   # (None, 3, 4, 1280)
+    """
+    spec = BACKBONES.get(name)
+    alpha = spec.check_alpha(alpha)
+    height, width = parse_input_size(input_size)
+    unknown = sorted(set(options) - set(spec.options))
+    if unknown:
+        raise ConfigError(
+            f"unknown option(s) {', '.join(unknown)} for backbone {name!r}; "
+            f"allowed: {', '.join(spec.options) or '(none)'}"
+        )
+    weights = check_weights(weights)
+    inputs = keras.Input((height, width, 3), name="image")
+    taps = spec.fn(inputs, alpha=alpha, weights=weights, **options)
+    return keras.Model(inputs, {n: taps[n] for n in TAP_NAMES}, name=name)
+
+
+def taps_of(backbone: keras.Model) -> dict[str, Any]:
+    """The symbolic tap tensors of a model made by `build_backbone`, by name."""
+    return dict(backbone.output)
+
+
+def layer_output(model: keras.Model, *names: str) -> Any:
+    """Output tensor of the first layer of `names` present in `model` (keras.applications names
+    depend on alpha: a residual ``..._add`` exists only when a block keeps its width)."""
+    have = {layer.name for layer in model.layers}
+    for name in names:
+        if name in have:
+            return model.get_layer(name).output
+    raise KeyError(f"none of the layers {names} in {model.name}")
+
+
+def load_local_weights(model: keras.Model, weights: str | None) -> None:
+    """Load a local weights file into `model`, with a one-line error on mismatch."""
+    if weights is None:
+        return
+    try:
+        model.load_weights(weights)
+    except Exception as exc:  # keras raises several types for a mismatched file
+        raise ConfigError(f"weights file {weights} does not fit {model.name}: {exc}") from None
+
+
+def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
+    """Round channels to a multiple of `divisor`, never below 90 % of `value` (MobileNetV2)."""
+    min_value = min_value or divisor
+    new = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if new < 0.9 * value:
+        new += divisor
+    return new
