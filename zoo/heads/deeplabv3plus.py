@@ -1,0 +1,61 @@
+"""DeepLabV3+ head: ASPP on the deepest tap plus a low-level decoder.
+
+Chen et al., "Encoder-Decoder with Atrous Separable Convolution for Semantic Image Segmentation"
+(2018). ASPP = 1x1 branch, three depthwise-separable atrous 3x3 branches and image pooling;
+the rates (6, 12, 18) are those for output stride 16 and are scaled to the stride of the tap
+ASPP runs on (P5 -> 3, 6, 9). The decoder upsamples to the low-level tap (P2), concatenates its
+48-channel projection and refines with two separable 3x3 convs. Logits at stride 4.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from zoo.errors import ConfigError
+from zoo.heads.base import (
+    classifier,
+    conv_bn_relu,
+    register_head,
+    separable_conv_bn_relu,
+    tap_stride,
+)
+
+
+def _image_pooling(x, filters: int, name: str):
+    height, width = int(x.shape[1]), int(x.shape[2])
+    y = keras.layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_pool")(x)
+    y = conv_bn_relu(y, filters, name)
+    # Broadcast back to the feature map (nearest from 1x1 is a tile: a static-shape op).
+    return keras.layers.UpSampling2D((height, width), name=f"{name}_tile")(y)
+
+
+@register_head("deeplabv3plus",
+               options=("aspp_tap", "low_tap", "filters", "low_filters", "rates"),
+               paper="DeepLabV3+ (2018)")
+def deeplabv3plus(taps: dict, num_classes: int, aspp_tap: str = "P5", low_tap: str = "P2",
+                  filters: int = 256, low_filters: int = 48,
+                  rates: tuple[int, ...] = (6, 12, 18)):
+    """ASPP on `aspp_tap` + decoder on `low_tap`; logits at the low tap's stride."""
+    for arg, tap in (("aspp_tap", aspp_tap), ("low_tap", low_tap)):
+        if tap not in taps:
+            raise ConfigError(f"{arg} must be one of {', '.join(taps)}, got {tap!r}")
+    if tap_stride(low_tap) >= tap_stride(aspp_tap):
+        raise ConfigError(f"low_tap {low_tap} must be shallower than aspp_tap {aspp_tap}")
+    x = taps[aspp_tap]
+    scale = 16 / tap_stride(aspp_tap)
+    branches = [conv_bn_relu(x, filters, "aspp_b0")]
+    for i, rate in enumerate(rates, start=1):
+        branches.append(separable_conv_bn_relu(x, filters, f"aspp_b{i}",
+                                               dilation=max(1, round(rate * scale))))
+    branches.append(_image_pooling(x, filters, "aspp_pool"))
+    x = keras.layers.Concatenate(name="aspp_concat")(branches)
+    x = conv_bn_relu(x, filters, "aspp_project")
+    x = keras.layers.Dropout(0.1, name="aspp_dropout")(x)
+
+    factor = tap_stride(aspp_tap) // tap_stride(low_tap)
+    x = keras.layers.UpSampling2D(factor, interpolation="bilinear", name="decoder_upsample")(x)
+    low = conv_bn_relu(taps[low_tap], low_filters, "decoder_low")
+    x = keras.layers.Concatenate(name="decoder_concat")([x, low])
+    x = separable_conv_bn_relu(x, filters, "decoder_conv1")
+    x = separable_conv_bn_relu(x, filters, "decoder_conv2")
+    return classifier(x, num_classes, "decoder_classifier")

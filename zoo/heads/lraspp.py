@@ -1,0 +1,37 @@
+"""LR-ASPP, the MobileNetV3 segmentation head.
+
+Howard et al., "Searching for MobileNetV3" (2019), section 6.4: a 1x1 conv branch on the deep
+tap gated by a sigmoid of its globally pooled features, upsampled to the low-level tap (P3),
+each branch classified by a 1x1 conv and summed. Logits at stride 8. (The paper pools with a
+large strided average pool; global pooling is the usual form, as in torchvision.)
+"""
+
+from __future__ import annotations
+
+import keras
+
+from zoo.errors import ConfigError
+from zoo.heads.base import classifier, conv_bn_relu, register_head, tap_stride
+
+
+@register_head("lraspp", options=("high_tap", "low_tap", "filters"),
+               paper="Searching for MobileNetV3 (2019), LR-ASPP")
+def lraspp(taps: dict, num_classes: int, high_tap: str = "P5", low_tap: str = "P3",
+           filters: int = 128):
+    """LR-ASPP on `high_tap` with a `low_tap` skip; logits at the low tap's stride."""
+    for arg, tap in (("high_tap", high_tap), ("low_tap", low_tap)):
+        if tap not in taps:
+            raise ConfigError(f"{arg} must be one of {', '.join(taps)}, got {tap!r}")
+    if tap_stride(low_tap) >= tap_stride(high_tap):
+        raise ConfigError(f"low_tap {low_tap} must be shallower than high_tap {high_tap}")
+    high = taps[high_tap]
+    x = conv_bn_relu(high, filters, "lraspp_cbr")
+    gate = keras.layers.GlobalAveragePooling2D(keepdims=True, name="lraspp_pool")(high)
+    gate = keras.layers.Conv2D(filters, 1, use_bias=False, name="lraspp_gate_conv")(gate)
+    gate = keras.layers.Activation("sigmoid", name="lraspp_gate")(gate)
+    x = keras.layers.Multiply(name="lraspp_mul")([x, gate])
+    factor = tap_stride(high_tap) // tap_stride(low_tap)
+    x = keras.layers.UpSampling2D(factor, interpolation="bilinear", name="lraspp_upsample")(x)
+    high_logits = classifier(x, num_classes, "lraspp_high_classifier")
+    low_logits = classifier(taps[low_tap], num_classes, "lraspp_low_classifier")
+    return keras.layers.Add(name="lraspp_add")([high_logits, low_logits])
