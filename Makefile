@@ -1,0 +1,34 @@
+# The two commands of the README. Each creates the virtual environment it needs (.venv) on a
+# fresh machine and reinstalls when pyproject.toml changes.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint clean-venv
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed-export: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[export]'
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[export,dev]'
+	touch $@
+
+## demo: the main job: every registered model built and summarised
+demo: $(VENV)/.installed-export
+	$(BIN)/python -m zoo summary --alphas 1.0,0.5 --input-size 224
+
+## test: lint and the whole test suite
+test: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+
+clean-venv:
+	rm -rf $(VENV)
