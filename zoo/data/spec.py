@@ -87,7 +87,8 @@ class DatasetSpec:
     mask_mode: str = "index"
     val_fraction: float = 0.1
     downloads: tuple[Download, ...] = ()
-    source: Path | None = None  # the yaml file this spec came from, None for a folder
+    # The yaml this spec came from (None for a folder): provenance, not identity.
+    source: Path | None = field(default=None, compare=False)
     root_candidates: tuple[Path, ...] = field(default=(), compare=False)
 
     def __post_init__(self):
@@ -164,11 +165,13 @@ def available_datasets(datasets_dir: Path = DATASETS_DIR) -> list[str]:
     return sorted(p.stem for p in Path(datasets_dir).glob("*.yaml"))
 
 
-def resolve_dataset(data: str | Path, datasets_dir: Path = DATASETS_DIR) -> DatasetSpec:
+def resolve_dataset(data: str | Path, datasets_dir: Path = DATASETS_DIR, generate: bool = True
+                    ) -> DatasetSpec:
     """Turn a yaml name, a yaml path or a folder into a `DatasetSpec`.
 
     The embedded `shapes` set is generated on first use. For a folder the classes come from
     `classes.txt` (one name per line) when present, else from the largest mask value.
+    `generate=False` skips generating `shapes` (for tools that only read the description).
 
     Example:
         >>> resolve_dataset("shapes").classes
@@ -183,20 +186,20 @@ def resolve_dataset(data: str | Path, datasets_dir: Path = DATASETS_DIR) -> Data
         spec = folder_spec(path)
     elif path.suffix in (".yaml", ".yml") or path.is_file():
         if not path.is_file():
-            raise ConfigError(f"--data {text}: yaml file not found")
+            raise ConfigError(f"dataset {text!r}: yaml file not found")
         spec = load_spec(path)
     elif "/" in text or "\\" in text:
-        raise ConfigError(f"--data {text}: no such folder or yaml file")
+        raise ConfigError(f"dataset {text!r}: no such folder or yaml file")
     else:
         yaml_path = datasets_dir / f"{text}.yaml"
         if not yaml_path.is_file():
             names = available_datasets(datasets_dir)
             close = difflib.get_close_matches(text, names, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"--data {text}: unknown dataset, expected one of "
+            raise ConfigError(f"dataset {text!r}: unknown name, expected one of "
                               f"{', '.join(names) or '(none)'}, a yaml path or a folder{hint}")
         spec = load_spec(yaml_path)
-    if spec.layout == "shapes":
+    if spec.layout == "shapes" and generate:
         from zoo.data.synthetic import ensure_shapes
 
         ensure_shapes(spec.root)
