@@ -17,8 +17,12 @@ def run(component: Any, name: str | None = None) -> None:
     from zoo.errors import ZooError
     from zoo.registry import RegistryError
 
+    args = sys.argv[1:]
+    if any(a in ("-h", "--help") for a in args) and "--" not in args:
+        # Fire binds --help to a **kwargs parameter; after "--" it is Fire's own flag.
+        args = [a for a in args if a not in ("-h", "--help")] + ["--", "--help"]
     try:
-        fire.Fire(component, name=name)
+        fire.Fire(component, command=args, name=name)
     except (ZooError, RegistryError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -147,5 +147,5 @@ register_arch("mobilenet_v3_small_lraspp", "mobilenet_v3_small", "lraspp",
 register_arch("mobilenet_v3_large_minimal_lraspp", "mobilenet_v3_large", "lraspp",
               minimalistic=True,
               description="MobileNetV3-Large minimalistic (ReLU, no SE) + LR-ASPP")
-# EDGETPU register_arch("mobilenet_edgetpu_unet", "mobilenet_edgetpu", "unet", upsample="resize",
-#              description="MobileNet-EdgeTPU + resize U-Net decoder: maps to the Edge TPU")
+register_arch("mobilenet_edgetpu_unet", "mobilenet_edgetpu", "unet", upsample="resize",
+              description="MobileNet-EdgeTPU + resize U-Net decoder: maps to the Edge TPU")

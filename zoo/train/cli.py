@@ -1,0 +1,90 @@
+"""`python train.py`: command-line arguments -> one RunConfig -> the training loop."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+# CLI argument -> dotted config key. Arguments left None keep the config's defaults (or, on
+# --resume, the run's own values).
+ARG_KEYS = {
+    "arch": "model.arch", "backbone": "model.backbone", "head": "model.head",
+    "alpha": "model.alpha", "input_size": "model.input_size", "weights": "model.weights",
+    "data": "data.data", "augment": "data.augment", "skip_bad": "data.skip_bad",
+    "limit": "data.limit",
+    "epochs": "train.epochs", "batch_size": "train.batch_size", "lr": "train.lr",
+    "schedule": "train.schedule", "warmup_epochs": "train.warmup_epochs",
+    "weight_decay": "train.weight_decay", "loss": "train.loss",
+    "class_weights": "train.class_weights", "early_stopping": "train.early_stopping",
+    "precise_bn_images": "train.precise_bn_images",
+    "mixed_precision": "train.mixed_precision", "strategy": "train.strategy",
+    "seed": "train.seed", "steps_per_epoch": "train.steps_per_epoch",
+}
+
+
+def train_command(
+    arch: str | None = None, backbone: str | None = None, head: str | None = None,
+    alpha: float | None = None, input_size: Any = None, weights: str | None = None,
+    data: str | None = None, augment: Any = None, skip_bad: bool | None = None,
+    limit: int | None = None, epochs: int | None = None, batch_size: int | None = None,
+    lr: float | None = None, schedule: str | None = None, warmup_epochs: int | None = None,
+    weight_decay: float | None = None, loss: str | None = None, class_weights: Any = None,
+    early_stopping: int | None = None, precise_bn_images: int | None = None,
+    mixed_precision: bool | None = None, strategy: str | None = None,
+    seed: int | None = None, steps_per_epoch: int | None = None, resume: str | None = None,
+    checkpoints: str = "checkpoints", **options: Any,
+) -> None:
+    """Train a segmentation model and write a run folder under checkpoints/.
+
+    Example: python train.py --arch mobileunet --alpha 0.5 --input-size 224x288 --data camvid
+
+    Args:
+        arch: named arch (python -m zoo list); default mobileunet.
+        backbone: backbone name, with --head for any pairing, or swapped into --arch.
+        head: head name (unet, deeplabv3plus, lraspp).
+        alpha: width multiplier; default 0.5.
+        input_size: N or HxW, multiples of 32; default 224.
+        weights: local backbone weights file (never downloaded).
+        data: dataset yaml name (shapes, camvid, voc2012, oxford_pets), yaml path or a folder
+            with images/ and masks/; default shapes (generated on first use).
+        augment: augmentation preset or dict (default), or none.
+        skip_bad: skip and list bad image/mask pairs instead of stopping at the first.
+        limit: use only the first N training pairs.
+        epochs: epochs to train; default 30.
+        batch_size: default 8.
+        lr: peak learning rate (AdamW); default 1e-3.
+        schedule: cosine (default), poly or constant, after a linear warm-up.
+        warmup_epochs: default 1.
+        weight_decay: AdamW weight decay; default 1e-4.
+        loss: ce (default), dice, focal, or weighted sums: ce+dice, ce:1,dice:0.5.
+        class_weights: median_freq or a list of per-class weights for ce/focal.
+        early_stopping: stop after N epochs without a better val mIoU.
+        precise_bn_images: training images used to re-estimate BatchNorm statistics before
+            each validation; default 64.
+        mixed_precision: train in mixed_float16.
+        strategy: default, mirrored or multiworker (tf.distribute).
+        seed: random seed; default 0.
+        steps_per_epoch: default: training pairs // batch size.
+        resume: run folder or name to continue from its last completed epoch.
+        checkpoints: folder of run folders; default checkpoints.
+        **options: backbone/head options, e.g. --minimalistic --upsample resize.
+    """
+    from zoo.backbones import parse_input_size
+    from zoo.config import RunConfig
+    from zoo.train.loop import _apply, train
+    from zoo.train.loop import resume as resume_run
+
+    given = {key: value for key, value in locals().items() if key in ARG_KEYS}
+    requested = {ARG_KEYS[k]: v for k, v in given.items() if v is not None}
+    if "model.input_size" in requested:
+        requested["model.input_size"] = parse_input_size(requested["model.input_size"])
+    if options:
+        requested["model.options"] = dict(options)
+    if resume is not None:
+        resume_run(resume, Path(checkpoints), requested=requested)
+        return
+    cfg = RunConfig()
+    if (backbone or head) and arch is None:
+        cfg = replace(cfg, model=replace(cfg.model, arch=None))
+    train(_apply(cfg, requested), Path(checkpoints))

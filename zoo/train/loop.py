@@ -1,0 +1,267 @@
+"""The shared training loop: one `keras.Model.fit` for every arch and dataset.
+
+Example::
+
+    run_dir = train(RunConfig(model=ModelConfig(arch="mobileunet", alpha=0.5,
+                                                input_size=(128, 128)),
+                              train=TrainConfig(epochs=10)))
+    resume(run_dir)   # continues after the last completed epoch
+
+A run folder ``checkpoints/<arch>-a<alpha>-<H>x<W>-<timestamp>/`` receives config.yaml,
+best.keras (best val mIoU), last.keras (with optimizer state), state.json, log.csv,
+tensorboard/, metrics.json, curves.png and samples.png. It is never overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from zoo.config import (
+    RunConfig,
+    config_diff,
+    config_to_dict,
+    load_config,
+    save_config,
+    write_text_atomic,
+)
+from zoo.data import load_split_arrays, make_dataset, resolve_dataset, scan, spec_from_dict
+from zoo.errors import ConfigError
+from zoo.metrics import confusion_matrix, iou_per_class, mean_iou
+from zoo.models import build_model, resolve_arch
+from zoo.train.callbacks import PreciseBatchNorm, RunCheckpoint
+from zoo.train.losses import SegmentationLoss, median_frequency_weights
+from zoo.train.metrics import MeanIoU
+from zoo.train.report import write_curves, write_samples
+from zoo.train.schedules import WarmupDecay
+
+STRATEGIES = ("default", "mirrored", "multiworker")
+CHECKPOINTS_DIR = Path("checkpoints")
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """tf.distribute strategy by name; multiworker reads TF_CONFIG as TensorFlow documents."""
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ConfigError(f"strategy must be one of {', '.join(STRATEGIES)}, got {name!r}")
+
+
+def new_run_dir(cfg: RunConfig, checkpoints_dir: Path) -> Path:
+    """A fresh run folder; an existing one is never reused."""
+    name = cfg.model.arch or resolve_arch(None, cfg.model.backbone, cfg.model.head).name
+    h, w = cfg.model.input_size
+    stem = f"{name}-a{cfg.model.alpha:g}-{h}x{w}-{datetime.now():%Y%m%d-%H%M%S}"
+    checkpoints_dir.mkdir(parents=True, exist_ok=True)
+    for i in range(1, 1000):
+        path = checkpoints_dir / (stem if i == 1 else f"{stem}-{i}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise ConfigError(f"could not create a new run folder under {checkpoints_dir}")
+
+
+def resolve_run(run: str | Path, checkpoints_dir: Path = CHECKPOINTS_DIR) -> Path:
+    """A run folder from a path or a run name under `checkpoints_dir`."""
+    for candidate in (Path(run), Path(checkpoints_dir) / str(run)):
+        if (candidate / "config.yaml").is_file():
+            return candidate
+    raise ConfigError(f"run {run}: no run folder with a config.yaml (looked in {run} and "
+                      f"{Path(checkpoints_dir) / str(run)})")
+
+
+def latest_run(checkpoints_dir: Path = CHECKPOINTS_DIR) -> Path:
+    """The newest run folder (by modification time) under `checkpoints_dir`."""
+    runs = [p for p in Path(checkpoints_dir).glob("*/config.yaml")]
+    if not runs:
+        raise ConfigError(f"no runs in {checkpoints_dir}: train one first (python train.py)")
+    return max(runs, key=lambda p: p.stat().st_mtime).parent
+
+
+def _class_weights(cfg: RunConfig, class_pixels) -> list[float] | None:
+    weights = cfg.train.class_weights
+    if weights is None:
+        return None
+    if weights == "median_freq":
+        return median_frequency_weights(class_pixels)
+    if isinstance(weights, list | tuple):
+        return [float(w) for w in weights]
+    raise ConfigError(f"class_weights must be null, 'median_freq' or a list, got {weights!r}")
+
+
+def _compile(model: keras.Model, cfg: RunConfig, spec, class_weights, steps: int) -> None:
+    schedule = WarmupDecay(cfg.train.lr, cfg.train.epochs * steps,
+                           cfg.train.warmup_epochs * steps, cfg.train.schedule)
+    optimizer = keras.optimizers.AdamW(schedule, weight_decay=cfg.train.weight_decay)
+    model.compile(
+        optimizer=optimizer,
+        loss=SegmentationLoss(cfg.train.loss, spec.num_classes, spec.ignore_index,
+                              class_weights),
+        metrics=[MeanIoU(spec.num_classes, spec.ignore_index)],
+    )
+
+
+def train(cfg: RunConfig, checkpoints_dir: Path = CHECKPOINTS_DIR, verbose: int | None = None
+          ) -> Path:
+    """Train a new run from `cfg`; returns its run folder."""
+    spec = resolve_dataset(cfg.data.data)
+    cfg = replace(cfg, data=replace(cfg.data, spec=spec.to_dict()),
+                  model=replace(cfg.model, num_classes=spec.num_classes,
+                                input_size=tuple(cfg.model.input_size)))
+    scans = _scan(cfg, spec)
+    class_weights = _class_weights(cfg, scans[0].class_pixels)
+    # Build once outside the strategy to fail on a bad arch/alpha/size before making a folder.
+    keras.backend.clear_session()
+    _build(cfg)
+    run_dir = new_run_dir(cfg, Path(checkpoints_dir))
+    cfg = replace(cfg, run_id=run_dir.name)
+    save_config(cfg, run_dir / "config.yaml")
+    return _fit(cfg, spec, scans, class_weights, run_dir, resume_from=None, verbose=verbose)
+
+
+def resume(run: str | Path, checkpoints_dir: Path = CHECKPOINTS_DIR,
+           requested: dict[str, Any] | None = None, verbose: int | None = None) -> Path:
+    """Continue a run after its last completed epoch. `requested` holds the dotted config keys
+    a user asked for explicitly; any that differ from the run's config are an error."""
+    run_dir = resolve_run(run, checkpoints_dir)
+    cfg = load_config(run_dir / "config.yaml")
+    if requested:
+        flat = {k: v for k, v in requested.items() if v is not None}
+        wanted = _apply(cfg, flat)
+        differ = config_diff(cfg, wanted)
+        if differ:
+            raise ConfigError(f"resume {run_dir.name}: the run was trained with different "
+                              f"{', '.join(differ)}; start a new run to change them")
+    state_path = run_dir / "state.json"
+    if not (run_dir / "last.keras").is_file() or not state_path.is_file():
+        raise ConfigError(f"resume {run_dir.name}: no completed epoch to resume from "
+                          "(last.keras / state.json missing)")
+    spec = spec_from_dict(cfg.data.spec)
+    scans = _scan(cfg, spec)
+    class_weights = _class_weights(cfg, scans[0].class_pixels)
+    return _fit(cfg, spec, scans, class_weights, run_dir,
+                resume_from=json.loads(state_path.read_text()), verbose=verbose)
+
+
+def _apply(cfg: RunConfig, flat: dict[str, Any]) -> RunConfig:
+    sections = {"model": cfg.model, "data": cfg.data, "train": cfg.train}
+    for key, value in flat.items():
+        section, _, name = key.partition(".")
+        if section not in sections or not hasattr(sections[section], name):
+            raise ConfigError(f"unknown config key {key!r}")
+        if name == "input_size":
+            value = tuple(value)
+        sections[section] = replace(sections[section], **{name: value})
+    return replace(cfg, **sections)
+
+
+def _scan(cfg: RunConfig, spec):
+    return (scan(spec, cfg.data.train_split, skip_bad=cfg.data.skip_bad),
+            scan(spec, cfg.data.val_split, skip_bad=cfg.data.skip_bad))
+
+
+def _build(cfg: RunConfig) -> keras.Model:
+    m = cfg.model
+    return build_model(m.arch, m.backbone, m.head, alpha=m.alpha, input_size=m.input_size,
+                       num_classes=m.num_classes, weights=m.weights, **m.options)
+
+
+def _fit(cfg: RunConfig, spec, scans, class_weights, run_dir: Path, resume_from: dict | None,
+         verbose: int | None) -> Path:
+    t0 = time.time()
+    keras.utils.set_random_seed(cfg.train.seed)
+    policy = keras.mixed_precision.global_policy().name
+    if cfg.train.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        strategy = make_strategy(cfg.train.strategy)
+        train_scan, val_scan = scans
+        size, batch = tuple(cfg.model.input_size), cfg.train.batch_size
+        n_train = len(train_scan.pairs[: cfg.data.limit or None])
+        steps = cfg.train.steps_per_epoch or max(1, n_train // batch)
+        initial_epoch = int(resume_from["epoch"]) if resume_from else 0
+        keras.backend.clear_session()
+        with strategy.scope():
+            if resume_from:
+                model = keras.saving.load_model(run_dir / "last.keras")
+            else:
+                model = _build(cfg)
+                _compile(model, cfg, spec, class_weights, steps)
+        train_ds = make_dataset(spec, cfg.data.train_split, size, batch,
+                                augment=cfg.data.augment, shuffle=True,
+                                seed=cfg.train.seed + initial_epoch, repeat=True,
+                                drop_remainder=True, limit=cfg.data.limit,
+                                scan_result=train_scan)
+        val_ds = make_dataset(spec, cfg.data.val_split, size, batch, augment=None,
+                              scan_result=val_scan)
+        bn_images, _ = load_split_arrays(spec, cfg.data.train_split, size,
+                                         limit=cfg.train.precise_bn_images, check=False)
+        checkpoint = RunCheckpoint(run_dir)
+        if resume_from:
+            checkpoint.best = float(resume_from["best"])
+            checkpoint.best_epoch = int(resume_from["best_epoch"])
+        callbacks = [
+            PreciseBatchNorm(bn_images),
+            checkpoint,
+            keras.callbacks.CSVLogger(str(run_dir / "log.csv"), append=True),
+            keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False),
+        ]
+        if cfg.train.early_stopping:
+            callbacks.append(keras.callbacks.EarlyStopping(
+                "val_miou", patience=cfg.train.early_stopping, mode="max"))
+        if initial_epoch < cfg.train.epochs:
+            model.fit(train_ds, validation_data=val_ds, epochs=cfg.train.epochs, shuffle=False,
+                      initial_epoch=initial_epoch, steps_per_epoch=steps, callbacks=callbacks,
+                      verbose=(1 if sys.stdout.isatty() else 2) if verbose is None else verbose)
+        _finish(cfg, spec, run_dir, checkpoint, time.time() - t0, resume_from)
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+    return run_dir
+
+
+def _finish(cfg: RunConfig, spec, run_dir: Path, checkpoint: RunCheckpoint, seconds: float,
+            resume_from: dict | None) -> None:
+    """metrics.json from the best checkpoint on the whole validation split, plus the plots."""
+    best = keras.saving.load_model(run_dir / "best.keras", compile=False)
+    images, masks = load_split_arrays(spec, cfg.data.val_split, tuple(cfg.model.input_size),
+                                      check=False)
+    pred = np.concatenate([np.argmax(best.predict_on_batch(images[i:i + 8].astype("float32")),
+                                     -1) for i in range(0, len(images), 8)])
+    cm = confusion_matrix(masks, pred, spec.num_classes, spec.ignore_index)
+    previous = json.loads((run_dir / "metrics.json").read_text()) if resume_from and (
+        run_dir / "metrics.json").is_file() else {}
+    state = json.loads((run_dir / "state.json").read_text())
+    per_class = iou_per_class(cm)
+    metrics = {
+        "run_id": run_dir.name,
+        "best_val_miou": mean_iou(cm),
+        "best_epoch": state["best_epoch"],
+        "epochs": state["epoch"],
+        "per_class_iou": {name: (None if math.isnan(v) else float(v))
+                          for name, v in zip(spec.classes, per_class, strict=True)},
+        "val_images": len(images),
+        "wall_time_s": round(previous.get("wall_time_s", 0.0) + seconds, 1),
+        "config": config_to_dict(cfg),
+    }
+    write_text_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2))
+    write_curves(run_dir / "log.csv", run_dir / "curves.png")
+    n = min(4, len(images))
+    write_samples(images[:n], masks[:n], pred[:n], spec.num_classes, spec.ignore_index,
+                  run_dir / "samples.png")
+    print(f"run {run_dir}: best val mIoU {metrics['best_val_miou']:.4f} at epoch "
+          f"{metrics['best_epoch']} of {metrics['epochs']} ({metrics['wall_time_s']:.0f} s)")
