@@ -113,7 +113,11 @@ def build_augment(cfg: dict | str | None, input_size: tuple[int, int], fill_mask
     if steps is None:
         return build_val_transform(input_size)
     border = {"border_mode": cv2.BORDER_CONSTANT, "fill": 0, "fill_mask": fill_mask}
-    linear = {"interpolation": cv2.INTER_LINEAR, "mask_interpolation": cv2.INTER_NEAREST}
+    # cv2's INTER_NEAREST resize is shifted by half a pixel against INTER_LINEAR; the EXACT
+    # variant samples pixel centres, so resized masks stay on their images. Warps (Affine)
+    # round the same coordinates for both and need no such care.
+    linear = {"interpolation": cv2.INTER_LINEAR, "mask_interpolation": cv2.INTER_NEAREST_EXACT}
+    warp = {"interpolation": cv2.INTER_LINEAR, "mask_interpolation": cv2.INTER_NEAREST}
     transforms: list = []
     rrc, sc = steps["random_resized_crop"], steps["scale_crop"]
     if rrc["p"] > 0:
@@ -145,7 +149,7 @@ def build_augment(cfg: dict | str | None, input_size: tuple[int, int], fill_mask
         transforms.append(A.Affine(
             scale=_pair(aff["scale"], around=1.0), translate_percent=_pair(aff["translate"]),
             rotate=_pair(aff["rotate"]), shear=_pair(aff["shear"]), p=aff["p"],
-            **linear, **border))
+            **warp, **border))
     bc = steps["brightness_contrast"]
     if bc["p"] > 0:
         transforms.append(A.RandomBrightnessContrast(
@@ -166,7 +170,7 @@ def build_augment(cfg: dict | str | None, input_size: tuple[int, int], fill_mask
 
 
 def build_val_transform(input_size: tuple[int, int]) -> A.Compose:
-    """Validation / export preprocessing: resize only (image bilinear, mask nearest).
+    """Validation / export preprocessing: resize only (image bilinear, mask nearest, centred).
 
     Example:
         >>> build_val_transform((224, 288))(image=image, mask=mask)["image"].shape
@@ -174,7 +178,7 @@ def build_val_transform(input_size: tuple[int, int]) -> A.Compose:
     """
     height, width = check_input_size(input_size)
     return A.Compose([A.Resize(height, width, interpolation=cv2.INTER_LINEAR,
-                               mask_interpolation=cv2.INTER_NEAREST)], strict=True)
+                               mask_interpolation=cv2.INTER_NEAREST_EXACT)], strict=True)
 
 
 def check_input_size(input_size) -> tuple[int, int]:

@@ -50,6 +50,7 @@ _YAML_KEYS = {
     "description",
     "license",
     "citation",
+    "generate",
 }
 
 
@@ -87,6 +88,7 @@ class DatasetSpec:
     mask_mode: str = "index"
     val_fraction: float = 0.1
     downloads: tuple[Download, ...] = ()
+    generate: dict = field(default_factory=dict)  # shapes layout: generator parameters
     # The yaml this spec came from (None for a folder): provenance, not identity.
     source: Path | None = field(default=None, compare=False)
     root_candidates: tuple[Path, ...] = field(default=(), compare=False)
@@ -150,6 +152,8 @@ class DatasetSpec:
             "mask_mode": self.mask_mode,
             "val_fraction": self.val_fraction,
         }
+        if self.generate:
+            out["generate"] = dict(self.generate)
         if self.downloads:
             out["downloads"] = [{"url": d.url, "sha256": d.sha256} for d in self.downloads]
         return out
@@ -202,7 +206,7 @@ def resolve_dataset(data: str | Path, datasets_dir: Path = DATASETS_DIR, generat
     if spec.layout == "shapes" and generate:
         from zoo.data.synthetic import ensure_shapes
 
-        ensure_shapes(spec.root)
+        ensure_shapes(spec.root, **spec.generate)
     return spec
 
 
@@ -262,6 +266,9 @@ def spec_from_dict(raw: dict, base_dir: Path = Path("."), source: Path | None = 
         classes = classes or inferred_classes
     if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
         raise ConfigError(f"{where}: classes must be a list of names")
+    generate = raw.get("generate") or {}
+    if not isinstance(generate, dict) or (generate and layout != "shapes"):
+        raise ConfigError(f"{where}: generate must be a mapping, for the shapes layout only")
     try:
         val_fraction = float(raw.get("val_fraction", 0.1))
     except (TypeError, ValueError):
@@ -276,6 +283,7 @@ def spec_from_dict(raw: dict, base_dir: Path = Path("."), source: Path | None = 
         mask_mode=mask_mode,
         val_fraction=val_fraction,
         downloads=downloads,
+        generate=dict(generate),
         source=source,
         root_candidates=roots,
     )
