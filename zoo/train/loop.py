@@ -215,10 +215,12 @@ def _fit(cfg: RunConfig, spec, scans, class_weights, run_dir: Path, resume_from:
         if resume_from:
             checkpoint.best = float(resume_from["best"])
             checkpoint.best_epoch = int(resume_from["best_epoch"])
-        callbacks = [
+        if resume_from:
+            _truncate_log(run_dir / "log.csv", initial_epoch)
+        callbacks = [  # the log row is written before the checkpoint that makes it final
             PreciseBatchNorm(bn_images),
-            checkpoint,
             keras.callbacks.CSVLogger(str(run_dir / "log.csv"), append=True),
+            checkpoint,
             keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False),
         ]
         if cfg.train.early_stopping:
@@ -232,6 +234,16 @@ def _fit(cfg: RunConfig, spec, scans, class_weights, run_dir: Path, resume_from:
     finally:
         keras.mixed_precision.set_global_policy(policy)
     return run_dir
+
+
+def _truncate_log(path: Path, epochs: int) -> None:
+    """Keep the header and the rows of the first `epochs` epochs (a killed run may have logged
+    an epoch whose checkpoint it never wrote)."""
+    if not path.is_file():
+        return
+    lines = path.read_text().splitlines(keepends=True)
+    kept = lines[:1] + [line for line in lines[1:] if int(float(line.split(",")[0])) < epochs]
+    write_text_atomic(path, "".join(kept))
 
 
 def _finish(cfg: RunConfig, spec, run_dir: Path, checkpoint: RunCheckpoint, seconds: float,
