@@ -62,6 +62,13 @@ def _break_truncated_jpeg(root):
     return path, "corrupt image"
 
 
+def _break_jpeg_mask(root):
+    path = root / "masks" / "train" / "train_001.png"
+    Image.open(path).convert("RGB").save(path.with_suffix(".jpg"))
+    path.unlink()
+    return path.with_suffix(".jpg"), r"JPEG mask: expected a PNG"
+
+
 BREAKERS = {
     "truncated png": _break_truncate,
     "garbage mask": _break_garbage_mask,
@@ -71,6 +78,7 @@ BREAKERS = {
     "size mismatch": _break_size,
     "mask value out of range": _break_value,
     "truncated jpeg": _break_truncated_jpeg,
+    "jpeg mask": _break_jpeg_mask,
 }
 
 

@@ -123,3 +123,11 @@ def test_folder_without_images_and_masks_is_a_data_error(tmp_path):
 
 def test_datasets_dir_is_the_repository_folder():
     assert Path(__file__).resolve().parents[2] / "datasets" == DATASETS_DIR
+
+
+def test_a_bare_name_means_the_yaml_even_with_a_folder_of_that_name(tmp_path, monkeypatch,
+                                                                     make_folder):
+    make_folder(tmp_path / "camvid", n=3)
+    monkeypatch.chdir(tmp_path)
+    assert resolve_dataset("camvid").layout == "camvid"
+    assert resolve_dataset("./camvid").layout == "folder"

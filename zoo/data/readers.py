@@ -117,7 +117,9 @@ def _list_folder(spec: DatasetSpec, split: str) -> Listing:
     listing = Listing()
     images = _files_by_stem(image_dir, IMAGE_EXTENSIONS, listing, "image")
     masks = _files_by_stem(mask_dir, MASK_EXTENSIONS, listing, "mask")
-    stems = sorted(set(images) | set(masks))
+    lossy = {p.stem: p for p in sorted(mask_dir.iterdir())
+             if p.suffix.lower() in (".jpg", ".jpeg") and p.stem not in masks}
+    stems = sorted(set(images) | set(masks) | set(lossy))
     if sub is None and stems:
         if split not in ("train", "val"):
             raise ConfigError(f"split {split!r} of {spec.root}: without split subfolders "
@@ -129,12 +131,15 @@ def _list_folder(spec: DatasetSpec, split: str) -> Listing:
     for stem in stems:
         if stem in images and stem in masks:
             listing.pairs.append((images[stem], masks[stem]))
-        elif stem in images:
+        elif stem in images and stem not in lossy:
             listing.problems.append((images[stem], f"image without a mask: expected "
                                                    f"{mask_dir / stem}.png"))
-        else:
+        elif stem in masks:
             listing.problems.append((masks[stem], f"mask without an image: expected "
                                                   f"{image_dir / stem}.jpg or .png"))
+        else:
+            listing.problems.append((lossy[stem], "JPEG mask: expected a PNG (lossy "
+                                                  "compression invents classes at edges)"))
     return listing
 
 

@@ -186,23 +186,24 @@ def resolve_dataset(data: str | Path, datasets_dir: Path = DATASETS_DIR, generat
     datasets_dir = Path(datasets_dir)
     text = str(data)
     path = Path(text).expanduser()
-    if path.is_dir():
+    is_name = "/" not in text and "\\" not in text and path.suffix not in (".yaml", ".yml")
+    if is_name and (datasets_dir / f"{text}.yaml").is_file():
+        # A bare name means the yaml even when a folder of that name is in the cwd.
+        spec = load_spec(datasets_dir / f"{text}.yaml")
+    elif path.is_dir():
         spec = folder_spec(path)
     elif path.suffix in (".yaml", ".yml") or path.is_file():
         if not path.is_file():
             raise ConfigError(f"dataset {text!r}: yaml file not found")
         spec = load_spec(path)
-    elif "/" in text or "\\" in text:
+    elif not is_name:
         raise ConfigError(f"dataset {text!r}: no such folder or yaml file")
     else:
-        yaml_path = datasets_dir / f"{text}.yaml"
-        if not yaml_path.is_file():
-            names = available_datasets(datasets_dir)
-            close = difflib.get_close_matches(text, names, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"dataset {text!r}: unknown name, expected one of "
-                              f"{', '.join(names) or '(none)'}, a yaml path or a folder{hint}")
-        spec = load_spec(yaml_path)
+        names = available_datasets(datasets_dir)
+        close = difflib.get_close_matches(text, names, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"dataset {text!r}: unknown name, expected one of "
+                          f"{', '.join(names) or '(none)'}, a yaml path or a folder{hint}")
     if spec.layout == "shapes" and generate:
         from zoo.data.synthetic import ensure_shapes
 
