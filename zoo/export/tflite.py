@@ -1,0 +1,140 @@
+"""TFLite formats: float32, float16, dynamic-range and full-integer int8, run with LiteRT.
+
+Example::
+
+    ctx = ExportContext(...)
+    art = FORMATS.get("tflite-int8").convert(model, Path("m.int8.tflite"),
+                                             Int8Options(io="uint8"), ctx)
+    art.input.scale, art.input.zero_point   # (1.0, 0) for uint8 I/O on 0..255 images
+
+Every variant converts one batch-1 SavedModel written by `model.export(..., "tf_saved_model")`
+with `TFLiteConverter.from_saved_model`: `from_keras_model` keeps a dynamic batch (SHAPE /
+STRIDED_SLICE / PACK around TRANSPOSE_CONV, several XNNPACK partitions) and
+`from_concrete_functions(..., trackable_obj)` leaves variables unfrozen (NaN output); see
+/work/shared/CONVERSION-NOTES.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from zoo.errors import ConfigError
+from zoo.export.base import Artifact, ExportContext, LiteRTRunner, register_format, tflite_ops
+
+IO_TYPES = ("uint8", "int8", "float")
+
+
+@dataclass
+class FloatOptions:
+    """tflite, tflite-fp16 and tflite-dynamic take no options."""
+
+
+@dataclass
+class Int8Options:
+    """Full-integer quantization: I/O type and how many training images calibrate it."""
+
+    io: str = "uint8"
+    calibration_images: int = 100
+
+    def __post_init__(self):
+        if self.io not in IO_TYPES:
+            raise ConfigError(f"io must be one of {', '.join(IO_TYPES)}, got {self.io!r}")
+        if int(self.calibration_images) < 1:
+            raise ConfigError(f"calibration_images must be >= 1, got {self.calibration_images}")
+
+
+def saved_model(model, context: ExportContext) -> Path:
+    """The batch-1 SavedModel of `model`, written once per export and shared by all variants."""
+    import tensorflow as tf
+
+    key = ("saved_model", id(model))
+    if key not in context.cache:
+        h, w = context.input_size
+        path = context.scratch / f"saved_model_{len(context.cache)}"
+        model.export(str(path), "tf_saved_model", verbose=False,
+                     input_signature=[tf.TensorSpec([1, h, w, 3], tf.float32, name="image")])
+        context.cache[key] = path
+    return context.cache[key]
+
+
+def _converter(model, context: ExportContext):
+    import tensorflow as tf
+
+    return tf.lite.TFLiteConverter.from_saved_model(str(saved_model(model, context)))
+
+
+def _artifact(fmt: str, data: bytes, out_path: Path, details: dict | None = None) -> Artifact:
+    out_path.write_bytes(data)
+    runner = LiteRTRunner(out_path)
+    details = {**(details or {}), "xnnpack_partitions": runner.xnnpack_partitions()}
+    return Artifact(fmt, out_path, "litert", runner.input_info, runner.output_info,
+                    ops=tflite_ops(out_path), details=details)
+
+
+@register_format("tflite", FloatOptions, suffix=".tflite")
+def convert_float32(model, out_path: Path, options: FloatOptions, context: ExportContext
+                    ) -> Artifact:
+    """float32 weights and activations."""
+    return _artifact("tflite", _converter(model, context).convert(), out_path)
+
+
+@register_format("tflite-fp16", FloatOptions, suffix=".fp16.tflite")
+def convert_float16(model, out_path: Path, options: FloatOptions, context: ExportContext
+                    ) -> Artifact:
+    """float16 weights (dequantized to float32 on CPU, native on GPU delegates)."""
+    import tensorflow as tf
+
+    converter = _converter(model, context)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.target_spec.supported_types = [tf.float16]
+    return _artifact("tflite-fp16", converter.convert(), out_path)
+
+
+@register_format("tflite-dynamic", FloatOptions, suffix=".dynamic.tflite")
+def convert_dynamic(model, out_path: Path, options: FloatOptions, context: ExportContext
+                    ) -> Artifact:
+    """int8 weights, float activations (dynamic-range quantization, no calibration data)."""
+    import tensorflow as tf
+
+    converter = _converter(model, context)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    return _artifact("tflite-dynamic", converter.convert(), out_path)
+
+
+def int8_bytes(model, options: Int8Options, context: ExportContext) -> bytes:
+    """The full-integer model, calibrated on training images; cached so that tflite-int8 and
+    edgetpu with the same options convert once."""
+    import tensorflow as tf
+    from tqdm import tqdm
+
+    key = ("int8", id(model), options.io, int(options.calibration_images))
+    if key in context.cache:
+        return context.cache[key]
+    images = context.calibration_images(int(options.calibration_images))
+
+    def representative():
+        for image in tqdm(images, desc="int8 calibration", unit="img", leave=False):
+            yield [image[None].astype(np.float32)]
+
+    converter = _converter(model, context)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    if options.io != "float":
+        io_type = tf.uint8 if options.io == "uint8" else tf.int8
+        converter.inference_input_type = io_type
+        converter.inference_output_type = io_type
+    context.cache[key] = converter.convert()
+    return context.cache[key]
+
+
+@register_format("tflite-int8", Int8Options, suffix=".int8.tflite")
+def convert_int8(model, out_path: Path, options: Int8Options, context: ExportContext
+                 ) -> Artifact:
+    """Full-integer int8 (TFLITE_BUILTINS_INT8) with uint8, int8 or float I/O."""
+    return _artifact("tflite-int8", int8_bytes(model, options, context), out_path,
+                     {"io": options.io, "calibration_images": int(options.calibration_images),
+                      "calibration_sha256": context.calibration_sha256})
