@@ -1,0 +1,135 @@
+"""`manifest.json` and `report.md` in the artifacts folder: what an app team needs to trust a file.
+
+Example::
+
+    entry = artifact_entry(artifact, final_path, result)
+    write_manifest(out_dir, [entry], run={"run_id": ..., "arch": ...})
+    json.loads((out_dir / "manifest.json").read_text())["artifacts"][0]["sha256"]
+
+Per artifact: format, file, bytes, sha256, input/output dtype, shape, scale and zero point,
+validation figures, pass/fail, latency, plus tool versions and the calibration-set hash. An
+export of some formats keeps the entries of the other formats already in the folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from dataclasses import asdict
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+from zoo.config import write_text_atomic
+
+TOOLS = ("tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert", "numpy")
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def tool_versions() -> dict[str, str | None]:
+    versions = {}
+    for name in TOOLS:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    versions["python"] = platform.python_version()
+    return versions
+
+
+def artifact_entry(artifact, path: Path, result) -> dict:
+    """The manifest entry of one artifact, as written at `path` (its final or FAILED name)."""
+    details = dict(artifact.details)
+    return {
+        "format": artifact.format,
+        "file": path.name,
+        "bytes": path.stat().st_size,
+        "sha256": sha256_file(path),
+        "runtime": artifact.runtime,
+        "input": asdict(artifact.input),
+        "output": asdict(artifact.output),
+        "passed": bool(result.passed),
+        "reason": result.reason,
+        "validation": result.to_dict(),
+        "ops": sorted(set(artifact.ops)),
+        "details": details,
+    }
+
+
+def write_manifest(out_dir: Path, entries: list[dict], run: dict) -> dict:
+    """Write manifest.json and report.md; entries of formats not exported now are kept when
+    their file is still there."""
+    out_dir = Path(out_dir)
+    path = out_dir / "manifest.json"
+    new_formats = {e["format"] for e in entries}
+    kept = []
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text()).get("artifacts", [])
+        except (json.JSONDecodeError, AttributeError):
+            old = []
+        kept = [e for e in old if e.get("format") not in new_formats
+                and (out_dir / e.get("file", "")).is_file()]
+    manifest = {
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "run": run,
+        "tools": tool_versions(),
+        "artifacts": sorted(kept + entries, key=lambda e: e["format"]),
+    }
+    write_text_atomic(path, json.dumps(manifest, indent=2, default=str))
+    write_text_atomic(out_dir / "report.md", report_markdown(manifest))
+    return manifest
+
+
+def report_table(manifest: dict) -> str:
+    """The per-format table (Markdown) that the CLI prints and report.md starts with."""
+    rows = ["| format | file | size | mIoU | drop (pt) | agreement | IoU vs Keras | max diff "
+            "| latency | status |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for e in manifest["artifacts"]:
+        v = e["validation"]
+        status = "pass" if e["passed"] else f"FAIL: {e['reason']}"
+        rows.append(
+            f"| {e['format']} | {e['file']} | {e['bytes'] / 1e6:.2f} MB | {v['miou']:.4f} | "
+            f"{v['miou_drop_pt']:+.2f} | {v['agreement_pct']:.3f}% | {v['iou_vs_keras']:.4f} | "
+            f"{v['max_abs_logit_diff']:.2g} | {v['latency_ms']:.2f} ms | {status} |")
+    return "\n".join(rows)
+
+
+def report_markdown(manifest: dict) -> str:
+    run = manifest["run"]
+    lines = [f"# Export report: {run.get('run_id', '')}", "",
+             f"arch {run.get('arch')}, alpha {run.get('alpha')}, input {run.get('input_size')}, "
+             f"Keras val mIoU {run.get('keras_miou', float('nan')):.4f} on "
+             f"{run.get('val_images')} images, threads {run.get('threads')}; "
+             f"created {manifest['created']}.", "", report_table(manifest), ""]
+    for e in manifest["artifacts"]:
+        inp, out = e["input"], e["output"]
+        lines.append(f"- {e['format']}: input {inp['dtype']} {inp['shape']}"
+                     + (f" scale {inp['scale']:.6g} zp {inp['zero_point']}" if inp["scale"]
+                        else "")
+                     + f"; output {out['dtype']} {out['shape']}"
+                     + (f" scale {out['scale']:.6g} zp {out['zero_point']}" if out["scale"]
+                        else "")
+                     + f"; sha256 {e['sha256'][:16]}...; ops {', '.join(e['ops'])}")
+    for e in manifest["artifacts"]:
+        report = e["details"].get("report")
+        if not report:
+            continue
+        lines += ["", f"## Edge TPU ({e['file']})", "", report["summary"] + ".",
+                  e["details"].get("compiler", {}).get("message", ""), ""]
+        lines += [f"- caution: {c}" for c in report["cautions"]]
+        cpu = [o for o in report["ops"] if o["where"] == "cpu"]
+        if cpu:
+            lines += ["", "| # | op | on CPU because |", "|---|---|---|"]
+            lines += [f"| {o['index']} | {o['op']} | {o['reason']} |" for o in cpu]
+    tools = ", ".join(f"{k} {v}" for k, v in manifest["tools"].items() if v)
+    lines += ["", f"Tools: {tools}.", ""]
+    return "\n".join(lines)
