@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -86,6 +87,9 @@ def write_manifest(out_dir: Path, entries: list[dict], run: dict) -> dict:
     }
     write_text_atomic(path, json.dumps(manifest, indent=2, default=str))
     write_text_atomic(out_dir / "report.md", report_markdown(manifest))
+    for name in ("manifest.json", "report.md"):
+        # write_text_atomic's temporary file is 0600; these are for app teams to read.
+        os.chmod(out_dir / name, 0o644)
     return manifest
 
 
