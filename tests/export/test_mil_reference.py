@@ -1,0 +1,151 @@
+"""The ML-program reference interpreter's ops against TensorFlow / NumPy ground truth."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from zoo.export.mil_reference import OPS, UnsupportedOpError, bilinear_resize
+
+rng = np.random.default_rng(0)
+
+
+def nchw(x):
+    return np.transpose(x, (0, 3, 1, 2))
+
+
+def nhwc(x):
+    return np.transpose(x, (0, 2, 3, 1))
+
+
+def tf_pad_for(pad_type, kernel, dilation):
+    return "VALID" if pad_type == "valid" else "SAME"
+
+
+@pytest.mark.parametrize("size", [(9, 7), (8, 8), (13, 16)])
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("pad_type", ["valid", "same"])
+@pytest.mark.parametrize("kernel", [1, 3, 5])
+def test_conv_matches_tensorflow(size, stride, pad_type, kernel):
+    x = rng.normal(size=(1, *size, 6)).astype(np.float32)
+    w = rng.normal(size=(kernel, kernel, 6, 4)).astype(np.float32)  # TF HWIO
+    b = rng.normal(size=4).astype(np.float32)
+    want = tf.nn.conv2d(x, w, stride, pad_type.upper()).numpy() + b
+    got = OPS["conv"](nchw(x), np.transpose(w, (3, 2, 0, 1)), b, strides=(stride, stride),
+                      pad_type=pad_type)
+    np.testing.assert_allclose(nhwc(got), want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("dilation", [1, 2, 3])
+@pytest.mark.parametrize("multiplier", [1, 2])
+def test_depthwise_conv_with_dilation_matches_tensorflow(dilation, multiplier):
+    x = rng.normal(size=(1, 11, 10, 5)).astype(np.float32)
+    w = rng.normal(size=(3, 3, 5, multiplier)).astype(np.float32)
+    want = tf.nn.depthwise_conv2d(x, w, (1, 1, 1, 1), "SAME", dilations=(dilation, dilation))
+    # MIL depthwise: groups = C_in, weight (C_in * multiplier, 1, kH, kW)
+    mil_w = np.transpose(w, (2, 3, 0, 1)).reshape(5 * multiplier, 1, 3, 3)
+    got = OPS["conv"](nchw(x), mil_w, strides=(1, 1), pad_type="same", dilations=(dilation,) * 2,
+                      groups=5)
+    np.testing.assert_allclose(nhwc(got), want.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_depthwise_stride_2_same_on_odd_size():
+    x = rng.normal(size=(1, 15, 9, 4)).astype(np.float32)
+    w = rng.normal(size=(3, 3, 4, 1)).astype(np.float32)
+    want = tf.nn.depthwise_conv2d(x, w, (1, 2, 2, 1), "SAME").numpy()
+    got = OPS["conv"](nchw(x), np.transpose(w, (2, 3, 0, 1)).reshape(4, 1, 3, 3),
+                      strides=(2, 2), pad_type="same", groups=4)
+    np.testing.assert_allclose(nhwc(got), want, rtol=1e-4, atol=1e-4)
+
+
+def test_grouped_conv_and_custom_pads():
+    x = rng.normal(size=(1, 7, 7, 8)).astype(np.float32)
+    w = rng.normal(size=(3, 3, 4, 6)).astype(np.float32)  # 2 groups of 4 -> 3
+    xp = np.pad(x, ((0, 0), (1, 2), (0, 1), (0, 0)))
+    want = np.concatenate([tf.nn.conv2d(xp[..., :4], w[..., :3], 1, "VALID"),
+                           tf.nn.conv2d(xp[..., 4:], w[..., 3:], 1, "VALID")], -1)
+    got = OPS["conv"](nchw(x), np.transpose(w, (3, 2, 0, 1)), pad_type="custom",
+                      pad=(1, 2, 0, 1), groups=2)
+    np.testing.assert_allclose(nhwc(got), want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(("kernel", "stride", "pad_type"),
+                         [(2, 2, "same"), (3, 2, "same"), (4, 2, "same"), (3, 1, "same"),
+                          (2, 2, "valid"), (3, 2, "valid")])
+def test_conv_transpose_matches_tensorflow(kernel, stride, pad_type):
+    x = rng.normal(size=(1, 5, 6, 4)).astype(np.float32)
+    w = rng.normal(size=(kernel, kernel, 3, 4)).astype(np.float32)  # TF: H, W, out, in
+    if pad_type == "same":
+        out_hw = (5 * stride, 6 * stride)
+    else:
+        out_hw = ((5 - 1) * stride + kernel, (6 - 1) * stride + kernel)
+    want = tf.nn.conv2d_transpose(x, w, (1, *out_hw, 3), stride, pad_type.upper()).numpy()
+    got = OPS["conv_transpose"](nchw(x), np.transpose(w, (3, 2, 0, 1)), strides=(stride,) * 2,
+                                pad_type=pad_type, output_shape=(1, 3, *out_hw))
+    np.testing.assert_allclose(nhwc(got), want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("scale", [2, 4, 8])
+def test_upsample_bilinear_half_pixel_matches_tf_resize(scale):
+    x = rng.normal(size=(1, 5, 3, 2)).astype(np.float32)
+    want = tf.image.resize(x, (5 * scale, 3 * scale), "bilinear").numpy()
+    got = OPS["upsample_bilinear"](nchw(x), scale, scale, align_corners=False)
+    np.testing.assert_allclose(nhwc(got), want, rtol=1e-5, atol=1e-5)
+
+
+def test_upsample_bilinear_align_corners_matches_tf_v1():
+    x = rng.normal(size=(1, 4, 5, 2)).astype(np.float32)
+    want = tf.compat.v1.image.resize_bilinear(x, (10, 13), align_corners=True).numpy()
+    got = bilinear_resize(nchw(x), 10, 13, align_corners=True, half_pixel=False)
+    np.testing.assert_allclose(nhwc(got), want, rtol=1e-5, atol=1e-5)
+    legacy = tf.compat.v1.image.resize_bilinear(x, (8, 10), align_corners=False).numpy()
+    got = OPS["upsample_bilinear"](nchw(x), 2, 2, align_corners=False, half_pixel_centers=False)
+    np.testing.assert_allclose(nhwc(got), legacy, rtol=1e-5, atol=1e-5)
+
+
+def test_elementwise_activations_and_shapes():
+    x = rng.normal(size=(2, 3, 4, 5)).astype(np.float32) * 4
+    y = rng.normal(size=(1, 3, 1, 1)).astype(np.float32)
+    for name, fn in {"add": np.add, "sub": np.subtract, "mul": np.multiply,
+                     "maximum": np.maximum, "minimum": np.minimum}.items():
+        np.testing.assert_array_equal(OPS[name](x, y), fn(x, y))
+    np.testing.assert_allclose(OPS["real_div"](x, y + 5), x / (y + 5))
+    np.testing.assert_array_equal(OPS["relu6"](x), np.clip(x, 0, 6))
+    np.testing.assert_array_equal(OPS["relu"](x), np.maximum(x, 0))
+    np.testing.assert_allclose(OPS["sigmoid"](x), tf.sigmoid(x).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(OPS["sigmoid_hard"](x, 1 / 6, 0.5),
+                               tf.nn.relu6(x + 3).numpy() / 6, rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(OPS["clip"](x, -1.0, 2.0), np.clip(x, -1, 2))
+    np.testing.assert_allclose(OPS["softmax"](x, axis=1), tf.nn.softmax(x, 1).numpy(), rtol=1e-5)
+    np.testing.assert_array_equal(OPS["reduce_argmax"](x, axis=1), np.argmax(x, 1))
+    np.testing.assert_allclose(OPS["reduce_mean"](x, axes=(2, 3), keep_dims=True),
+                               x.mean((2, 3), keepdims=True), rtol=1e-6)
+    np.testing.assert_array_equal(OPS["transpose"](x, (0, 2, 3, 1)), np.transpose(x, (0, 2, 3, 1)))
+    np.testing.assert_array_equal(OPS["concat"]([x, x[:, :1]], axis=1),
+                                  np.concatenate([x, x[:, :1]], 1))
+    np.testing.assert_array_equal(OPS["reshape"](x, (2, 3, -1)), x.reshape(2, 3, 20))
+    np.testing.assert_array_equal(OPS["reshape"](x, (0, 3, -1, 5)), x)  # 0 keeps that axis
+    np.testing.assert_array_equal(OPS["pad"](x, (1, 0, 2, 1)),
+                                  np.pad(x, ((0, 0), (0, 0), (1, 0), (2, 1))))
+    np.testing.assert_array_equal(OPS["tile"](y, (1, 1, 2, 3)), np.tile(y, (1, 1, 2, 3)))
+    np.testing.assert_array_equal(OPS["expand_dims"](y, (0,)).shape, (1, 1, 3, 1, 1))
+    assert OPS["cast"](x, "fp16").dtype == np.float16
+
+
+def test_an_unimplemented_op_is_named_with_its_layer():
+    class FakeOp:
+        op_type = "einsum"
+        name = "decoder_einsum_1"
+        outputs = ()
+
+    class FakeFunction:
+        operations = [FakeOp()]
+        inputs = {}
+        outputs = []
+
+    from zoo.export.mil_reference import MilProgram
+
+    program = MilProgram.__new__(MilProgram)
+    program.function = FakeFunction()
+    assert program.unsupported() == [("einsum", "decoder_einsum_1")]
+    with pytest.raises(UnsupportedOpError, match="MIL op 'einsum' \\(layer decoder_einsum_1\\)"):
+        program.run({})
