@@ -110,3 +110,15 @@ def test_bad_arguments_are_config_errors(spec, kwargs, expected):
     args = {"input_size": SIZE, "batch_size": 2, **kwargs}
     with pytest.raises(ConfigError, match=expected):
         make_dataset(spec, "val", **args)
+
+
+def test_throughput_is_measured_and_printed(tmp_path, make_folder, capsys):
+    from zoo.data.throughput import main, measure_throughput
+
+    root = make_folder(tmp_path / "d", splits={"train": 4, "val": 1})
+    ds = make_dataset(resolve_dataset(str(root)), "train", (16, 16), 2, augment={},
+                      repeat=True, seed=0)
+    assert measure_throughput(ds, batches=3, warmup=1) > 0
+    assert main([str(root), "--input-size", "16x24", "--batch-size", "2", "--batches", "2"]) == 0
+    assert "16x24 batch 2 augment=default:" in capsys.readouterr().out
+    assert main([str(root), "--input-size", "big"]) == 2

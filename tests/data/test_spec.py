@@ -70,6 +70,7 @@ def test_yaml_name_resolves_in_the_given_datasets_dir(tmp_path):
     ({"colour": 1}, "unknown key"),
     ({"layout": "coco"}, "layout 'coco'"),
     ({"ignore_index": 300}, "ignore_index"),
+    ({"ignore_index": "void"}, "ignore_index must be an integer"),
     ({"classes": ["only"]}, "at least 2"),
     ({"sha256": "abc", "url": "http://x/y.tar"}, "64 hex digits"),
     ({"val_fraction": 1.5}, "val_fraction"),

@@ -40,6 +40,7 @@ _EXPORTS = {
     "SampleLoader": "pipeline",
     "load_split_arrays": "pipeline",
     "make_dataset": "pipeline",
+    "measure_throughput": "throughput",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -88,6 +88,15 @@ def scan(spec: DatasetSpec, split: str, skip_bad: bool = False, workers: int | N
 
 
 def _check_pair(pair: Pair, spec: DatasetSpec) -> tuple[tuple[Path, str] | None, np.ndarray]:
+    try:
+        return _check_pair_files(pair, spec)
+    except OSError as e:  # vanished or unreadable between listing and reading
+        return (Path(e.filename or pair[0]), f"unreadable file ({e.strerror or e})"), \
+            np.zeros(256, dtype=np.int64)
+
+
+def _check_pair_files(pair: Pair, spec: DatasetSpec
+                      ) -> tuple[tuple[Path, str] | None, np.ndarray]:
     image_path, mask_path = pair
     empty = np.zeros(256, dtype=np.int64)
     for path, kind in ((image_path, "an image"), (mask_path, "a mask")):

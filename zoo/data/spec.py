@@ -262,6 +262,10 @@ def spec_from_dict(raw: dict, base_dir: Path = Path("."), source: Path | None = 
     mask_mode = raw.get("mask_mode", _DEFAULT_MASK_MODE[layout])
     classes = raw.get("classes")
     ignore_index = raw.get("ignore_index", 255 if layout == "folder" else None)
+    if ignore_index is not None and (isinstance(ignore_index, bool)
+                                     or not isinstance(ignore_index, int)):
+        raise ConfigError(f"{where}: ignore_index must be an integer 0..255 or null, "
+                          f"got {ignore_index!r}")
     if layout == "folder" and (classes is None or mask_mode == "auto"):
         inferred_classes, mask_mode = _infer_folder(root, ignore_index, classes, mask_mode)
         classes = classes or inferred_classes

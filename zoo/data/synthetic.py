@@ -4,9 +4,10 @@ Generated on first use, deterministically (the same bytes on every machine with 
 Pillow/zlib), into the plain folder layout `images/{train,val}/*.png`,
 `masks/{train,val}/*.png`. Classes: background, circle, rectangle, triangle, star.
 
-Colours and textures are drawn independently of the class, so a model has to learn the
-outline (round, four corners, three corners, spikes), not a colour lookup. Shapes vary in
-scale (radius 9..42 px at 160 px), overlap (later ones occlude earlier ones) and run off
+Colours and textures lean towards the class (a hue family and a texture per class, 70 % and
+60 % of the time) without deciding it, so a small model learns quickly from colour and must
+still learn the outline (round, four corners, three corners, spikes). Shapes vary in
+scale (radius 10..42 px at 160 px), overlap (later ones occlude earlier ones) and run off
 the image edge; backgrounds are gradients with low-frequency blotches, thin clutter lines
 of background class, and pixel noise.
 
@@ -18,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import colorsys
 import json
 import math
 import os
@@ -32,9 +34,13 @@ from PIL import Image, ImageDraw, ImageFilter
 from zoo.errors import DataError
 
 CLASSES = ["background", "circle", "rectangle", "triangle", "star"]
-VERSION = 1
+VERSION = 2
 DEFAULTS = {"n_train": 512, "n_val": 96, "size": 160, "seed": 20261123}
 _MARKER = "VERSION"
+# Hue (degrees) each class leans towards, and how often colour / texture follow the class.
+_CLASS_HUES = {1: 0.0, 2: 120.0, 3: 220.0, 4: 55.0}
+_TYPICAL_COLOR_P = 0.7
+_TYPICAL_TEXTURE_P = 0.6
 # Mask palette: only for people looking at the files; readers use the indices.
 _PALETTE = [0, 0, 0, 230, 25, 75, 60, 180, 75, 255, 225, 25, 0, 130, 200]
 
@@ -118,7 +124,7 @@ def draw_sample(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.nda
         region = _shape_region(rng, cls, size)
         if not region.any():
             continue
-        texture = _texture(rng, size, _contrasting_color(rng, base_color))
+        texture = _texture(rng, size, _shape_color(rng, cls, base_color), cls)
         image[region] = texture[region]
         mask[region] = cls
     noise = rng.normal(0.0, rng.uniform(3.0, 10.0), size=image.shape)
@@ -131,6 +137,10 @@ def draw_sample(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.nda
 
 def _background(rng: np.random.Generator, size: int) -> np.ndarray:
     c0, c1 = rng.uniform(0, 255, size=(2, 3))
+    # Muted background colours, so saturated shapes tend to stand out (not always: the
+    # blotches, clutter and off-class shape colours keep it from being a threshold).
+    grey = (c0 + c1).mean() / 2
+    c0, c1 = (grey + (c - grey) * rng.uniform(0.2, 0.7) for c in (c0, c1))
     angle = rng.uniform(0, 2 * math.pi)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
     t = (np.cos(angle) * xx + np.sin(angle) * yy + 1.0) / 2.0
@@ -158,7 +168,7 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
 
 
 def _shape_region(rng: np.random.Generator, cls: int, size: int) -> np.ndarray:
-    radius = float(size * rng.uniform(0.055, 0.26))
+    radius = float(size * rng.uniform(0.065, 0.26))
     cx, cy = (float(v) for v in rng.uniform(-0.05 * size, 1.05 * size, size=2))
     theta = float(rng.uniform(0, 2 * math.pi))
     canvas = Image.new("L", (size, size), 0)
@@ -188,6 +198,18 @@ def _rotate(points, theta: float, cx: float, cy: float) -> list[tuple[float, flo
     return [(cx + x * c - y * s, cy + x * s + y * c) for x, y in points]
 
 
+def _shape_color(rng: np.random.Generator, cls: int, base: np.ndarray) -> np.ndarray:
+    """Mostly the class's hue family (jittered), sometimes any colour: colour is a hint that
+    gets a small model going within minutes, never enough to find the outline."""
+    if rng.random() < _TYPICAL_COLOR_P:
+        hue = (_CLASS_HUES[cls] + float(rng.uniform(-20, 20))) % 360
+        sat, val = float(rng.uniform(0.55, 1.0)), float(rng.uniform(0.55, 1.0))
+        color = np.array(colorsys.hsv_to_rgb(hue / 360, sat, val)) * 255
+        if np.abs(color - base).sum() > 120:
+            return color
+    return _contrasting_color(rng, base)
+
+
 def _contrasting_color(rng: np.random.Generator, base: np.ndarray) -> np.ndarray:
     # Resample a few times for a colour visibly different from the background's mean.
     color = rng.uniform(0, 255, size=3)
@@ -198,8 +220,10 @@ def _contrasting_color(rng: np.random.Generator, base: np.ndarray) -> np.ndarray
     return color
 
 
-def _texture(rng: np.random.Generator, size: int, color: np.ndarray) -> np.ndarray:
-    kind = int(rng.integers(0, 4))
+def _texture(rng: np.random.Generator, size: int, color: np.ndarray, cls: int) -> np.ndarray:
+    # Like colour, texture leans towards the class (circle flat, rectangle stripes, triangle
+    # checker, star speckle) without deciding it.
+    kind = cls - 1 if rng.random() < _TYPICAL_TEXTURE_P else int(rng.integers(0, 4))
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     if kind == 0:  # flat
         pattern = np.zeros((size, size), dtype=np.float32)
