@@ -102,3 +102,20 @@ def test_draw_sample_puts_shapes_in_the_mask_where_the_image_changes():
     assert image.shape == (96, 96, 3) and mask.shape == (96, 96)
     assert image.dtype == np.uint8 and mask.dtype == np.uint8
     assert 0 < (mask > 0).mean() < 1
+
+
+def test_a_concurrent_generator_keeps_the_copy_that_finished_first(tmp_path, monkeypatch):
+    root = tmp_path / "shapes"
+    real = synthetic.generate_shapes
+    stamp = {}
+
+    def racing(out_dir, **params):
+        real(out_dir, **params)
+        monkeypatch.setattr(synthetic, "generate_shapes", real)
+        ensure_shapes(root, **SMALL)  # another process finishes first
+        stamp["first"] = (root / "VERSION").stat().st_mtime_ns
+
+    monkeypatch.setattr(synthetic, "generate_shapes", racing)
+    assert ensure_shapes(root, **SMALL) == root
+    assert (root / "VERSION").stat().st_mtime_ns == stamp["first"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shapes"]

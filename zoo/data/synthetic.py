@@ -251,6 +251,8 @@ def _read_marker(root: Path) -> dict | None:
 
 def _swap_in(tmp: Path, root: Path, marker: dict) -> None:
     """Move the finished `tmp` to `root`, replacing only an older generated version."""
+    if _read_marker(root) == marker:
+        return  # another process generated the same data meanwhile: keep theirs
     old = None
     if root.exists():
         old = root.parent / f".{root.name}.old-{uuid.uuid4().hex[:8]}"
