@@ -17,9 +17,6 @@ def nhwc(x):
     return np.transpose(x, (0, 2, 3, 1))
 
 
-def tf_pad_for(pad_type, kernel, dilation):
-    return "VALID" if pad_type == "valid" else "SAME"
-
 
 @pytest.mark.parametrize("size", [(9, 7), (8, 8), (13, 16)])
 @pytest.mark.parametrize("stride", [1, 2])
