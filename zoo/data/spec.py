@@ -26,8 +26,8 @@ LAYOUTS = ("folder", "camvid", "voc", "pets", "shapes")
 MASK_MODES = ("index", "binary", "trimap")
 DATASETS_DIR = Path(__file__).resolve().parents[2] / "datasets"
 
-# Where each layout keeps its files, relative to the root; the split's subfolder (or list
-# file) is added by the readers.
+# How each layout's masks become class indices unless the yaml says otherwise ("auto": a
+# plain folder is binary when its masks hold only 0 and 255).
 _DEFAULT_MASK_MODE = {
     "folder": "auto",
     "camvid": "index",
