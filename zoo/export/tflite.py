@@ -51,13 +51,15 @@ def saved_model(model, context: ExportContext) -> Path:
     import tensorflow as tf
 
     key = ("saved_model", id(model))
-    if key not in context.cache:
+    # The model is kept beside its path: an id() can be reused once its object is freed.
+    cached = context.cache.get(key)
+    if cached is None or cached[0] is not model:
         h, w = context.input_size
         path = context.scratch / f"saved_model_{len(context.cache)}"
         model.export(str(path), "tf_saved_model", verbose=False,
                      input_signature=[tf.TensorSpec([1, h, w, 3], tf.float32, name="image")])
-        context.cache[key] = path
-    return context.cache[key]
+        context.cache[key] = (model, path)
+    return context.cache[key][1]
 
 
 def _converter(model, context: ExportContext):
@@ -111,8 +113,8 @@ def int8_bytes(model, options: Int8Options, context: ExportContext) -> bytes:
     from tqdm import tqdm
 
     key = ("int8", id(model), options.io, int(options.calibration_images))
-    if key in context.cache:
-        return context.cache[key]
+    if key in context.cache and context.cache[key][0] is model:
+        return context.cache[key][1]
     images = context.calibration_images(int(options.calibration_images))
 
     def representative():
@@ -127,8 +129,8 @@ def int8_bytes(model, options: Int8Options, context: ExportContext) -> bytes:
         io_type = tf.uint8 if options.io == "uint8" else tf.int8
         converter.inference_input_type = io_type
         converter.inference_output_type = io_type
-    context.cache[key] = converter.convert()
-    return context.cache[key]
+    context.cache[key] = (model, converter.convert())
+    return context.cache[key][1]
 
 
 @register_format("tflite-int8", Int8Options, suffix=".int8.tflite")

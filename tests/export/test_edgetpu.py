@@ -1,0 +1,42 @@
+"""The Edge TPU op report: hard-swish flagged in MobileNetV3, MobileNet-EdgeTPU + U-Net maps."""
+
+import shutil
+
+import numpy as np
+
+import zoo
+from zoo.export import FORMATS, ExportContext, parse_options
+from zoo.export.edgetpu import op_report
+
+
+def convert(arch, alpha, tmp_path):
+    model = zoo.build_model(arch, alpha=alpha, input_size=64)
+    images = np.random.default_rng(0).integers(0, 256, (4, 64, 64, 3), dtype=np.uint8)
+    context = ExportContext("test", arch, alpha, (64, 64), ["a", "b"], lambda n: images[:n],
+                            scratch=tmp_path / "scratch")
+    context.scratch.mkdir()
+    fmt = FORMATS.get("edgetpu")
+    return fmt.convert(model, tmp_path / "m.tflite", parse_options(fmt, {
+        "calibration_images": 4}), context)
+
+
+def test_hard_swish_in_mobilenet_v3_falls_back_with_everything_after(tmp_path):
+    report = convert("mobilenet_v3_small_lraspp", 0.35, tmp_path).details["report"]
+    first = report["ops"][report["first_unmapped"]]
+    assert first["op"] == "HARD_SWISH" and "#353" in first["reason"]
+    assert all(o["where"] == "cpu" for o in report["ops"][report["first_unmapped"]:])
+    assert "HARD_SWISH" in report["summary"] and report["cpu"] > 0
+
+
+def test_mobilenet_edgetpu_unet_with_resize_maps_completely(tmp_path):
+    artifact = convert("mobilenet_edgetpu_unet", 0.5, tmp_path)
+    report = artifact.details["report"]
+    assert report["first_unmapped"] is None and report["cpu"] == 0
+    assert "TRANSPOSE_CONV" not in artifact.ops and "RESIZE_BILINEAR" in artifact.ops
+    assert artifact.input.dtype == "uint8"
+    assert op_report(artifact.path)["mapped"] == report["mapped"]
+    compiler = artifact.details["compiler"]
+    if shutil.which("edgetpu_compiler") is None:  # not installable here: the report says so
+        assert not compiler["compiled"] and "not on PATH" in compiler["message"]
+    else:
+        assert compiler["compiled"], compiler["message"]
