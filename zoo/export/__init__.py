@@ -6,20 +6,22 @@ Example::
     FORMATS.list()                  # ['edgetpu', 'onnx', 'tflite', 'tflite-dynamic', ...]
     result = export(run="checkpoints/mobileunet-a0.5-224x224-...", format="all")
 
-Format modules register themselves on import; every module in this folder that is not one of
-the shared ones below is a format module, so adding a file is the only step to add a format.
+Format modules register themselves on import: every module of this folder whose source uses
+``@register_format`` is imported here (helpers such as mil_reference are not), so adding a file
+is the only step to add a format.
 """
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
+from pathlib import Path
 
 from zoo.export.base import FORMATS, Artifact, ExportContext, parse_options, register_format
 
-_SHARED = {"base", "validate", "manifest", "exporter"}
 for _info in pkgutil.iter_modules(__path__):
-    if _info.name not in _SHARED:
+    _source = Path(__path__[0]) / f"{_info.name}.py"
+    if _info.name != "base" and _source.is_file() and "@register_format(" in _source.read_text():
         importlib.import_module(f"{__name__}.{_info.name}")
 
 
