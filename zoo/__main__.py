@@ -83,8 +83,8 @@ def summary(alphas: Any = (1.0, 0.5), input_size: Any = 224, num_classes: int = 
     alphas = alphas if isinstance(alphas, tuple | list) else (alphas,)
     print(f"input {input_size}, {num_classes} classes; MACs = multiply-accumulates of conv/dense "
           "layers counted from the graph (zoo.stats)")
-    print(f"| {'arch':34s} | alpha | params (M) | MACs (G) | Edge TPU findings                        | build s |")
-    print(f"|{'-' * 36}|-------|------------|----------|------------------------------------------|---------|")
+    print(f"| {'arch':34s} | alpha | params (M) | MACs (G) | {'Edge TPU findings':40s} | build s |")
+    print(f"|{'-' * 36}|-------|------------|----------|{'-' * 42}|---------|")
     for arch in zoo.list_archs(pattern):
         for alpha in alphas:
             keras.backend.clear_session()

@@ -84,7 +84,7 @@ class Artifact:
 
     format: str
     path: Path
-    runtime: str  # "litert" | "onnxruntime"
+    runtime: str  # "litert" | "onnxruntime" | "mil-reference" | "coreml"
     input: TensorInfo
     output: TensorInfo
     ops: list[str] = field(default_factory=list)
@@ -95,11 +95,17 @@ class Artifact:
             return LiteRTRunner(self.path, threads)
         if self.runtime == "onnxruntime":
             return OnnxRunner(self.path, threads)
+        if self.runtime in ("mil-reference", "coreml"):
+            from zoo.export.coreml import CoreMLRunner, MilReferenceRunner
+
+            cls = MilReferenceRunner if self.runtime == "mil-reference" else CoreMLRunner
+            return cls(self.path, threads)
         raise ConfigError(f"artifact {self.path}: unknown runtime {self.runtime!r}")
 
 
 class Runner:
-    """Runs one artifact: `run(uint8 (1, H, W, 3)) -> float32 logits (1, H, W, C)`."""
+    """Runs one artifact: `run(uint8 (1, H, W, 3)) -> float32 logits (1, H, W, C)`, or integer
+    class labels (1, H, W) for an artifact whose output is a label map."""
 
     def run(self, images: np.ndarray) -> np.ndarray:  # pragma: no cover - interface
         raise NotImplementedError

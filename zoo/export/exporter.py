@@ -120,11 +120,15 @@ def export(run: str | None = None, format: Any = "all", out: str | None = None,
            calibration_images: int | None = None, val_images: int | None = None,
            io: str | None = None, threads: int | None = None, min_agreement: Any = None,
            max_miou_drop: Any = None, overwrite: bool = False, opset: int | None = None,
-           checkpoints_dir: str = str(CHECKPOINTS_DIR)) -> ExportResult:
+           checkpoints_dir: str = str(CHECKPOINTS_DIR), precision: str | None = None,
+           output: str | None = None, minimum_deployment_target: str | None = None
+           ) -> ExportResult:
     """Convert, validate and list every requested format; see the module docstring."""
     formats = select_formats(format)
     options = format_options(formats, {"calibration_images": calibration_images, "io": io,
-                                       "opset": opset})
+                                       "opset": opset, "precision": precision,
+                                       "output": output,
+                                       "minimum_deployment_target": minimum_deployment_target})
     agreement = parse_overrides(min_agreement, formats, "min_agreement")
     drop = parse_overrides(max_miou_drop, formats, "max_miou_drop")
     tolerances = {f: tolerance_for(f, agreement.get(f), drop.get(f)) for f in formats}
@@ -170,20 +174,31 @@ def _export_one(fmt, model, options, context, ref, tolerance, out_dir: Path, thr
     final, failed = final_path(out_dir, fmt), failed_path(out_dir, fmt)
     # Hidden temporary name in the same folder: a killed export leaves nothing under the final
     # name, and the rename after validation is atomic.
-    tmp = out_dir / f".{final.name}.tmp"
+    # The suffix stays last: coremltools insists on saving to a name ending in .mlpackage.
+    tmp = out_dir / f".{final.stem}.tmp{final.suffix}"
     try:
+        _remove(tmp)
         artifact = spec.convert(model, tmp, options, context)
         result = validate(artifact, ref, tolerance, threads)
         target, stale = (final, failed) if result.passed else (failed, final)
+        _remove(target)  # only reached with --overwrite (checked up front)
         tmp.replace(target)
-        stale.unlink(missing_ok=True)  # only reached with --overwrite (checked up front)
+        _remove(stale)
         artifact.path = target
         print(f"{fmt}: {'pass' if result.passed else 'FAILED'} {target.name} agreement "
               f"{result.agreement_pct:.3f}% mIoU {result.miou:.4f} (Keras {ref.miou:.4f})"
               + (f": {result.reason}" if result.reason else ""))
         return artifact_entry(artifact, target, result)
     finally:
-        tmp.unlink(missing_ok=True)
+        _remove(tmp)
+
+
+def _remove(path: Path) -> None:
+    """Remove a file or a package folder (.mlpackage) if it exists."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _validation_data(cfg: RunConfig, val_images: int | None):
@@ -220,15 +235,20 @@ def export_command(run: str | None = None, format: str = "all", out: str | None 
                    io: str | None = None, threads: int | None = None,
                    min_agreement: Any = None, max_miou_drop: Any = None,
                    overwrite: bool = False, opset: int | None = None,
-                   checkpoints_dir: str = str(CHECKPOINTS_DIR)) -> None:
-    """Export a run: --format tflite|tflite-fp16|tflite-dynamic|tflite-int8|edgetpu|onnx|all.
+                   checkpoints_dir: str = str(CHECKPOINTS_DIR), precision: str | None = None,
+                   output: str | None = None,
+                   minimum_deployment_target: str | None = None) -> None:
+    """Export a run: --format tflite|tflite-fp16|tflite-dynamic|tflite-int8|edgetpu|onnx|
+    coreml|all (or a comma list).
 
     --calibration-images N (int8, default 100), --val-images N (default all), --io
     uint8|int8|float, --threads N, --min-agreement 99.5 or fmt=x,fmt=y, --max-miou-drop
-    2 or fmt=x, --overwrite. Exits 1 when an artifact fails validation.
+    2 or fmt=x, --overwrite; Core ML: --precision fp16|fp32, --output logits|labels,
+    --minimum-deployment-target iOS16. Exits 1 when an artifact fails validation.
     """
     result = export(run, format, out, calibration_images, val_images, io, threads,
-                    min_agreement, max_miou_drop, overwrite, opset, checkpoints_dir)
+                    min_agreement, max_miou_drop, overwrite, opset, checkpoints_dir, precision,
+                    output, minimum_deployment_target)
     print(report_table(result.manifest))
     print(f"manifest: {result.out_dir / 'manifest.json'}")
     if not result.ok:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import platform
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -24,15 +23,30 @@ from pathlib import Path
 
 from zoo.config import write_text_atomic
 
-TOOLS = ("tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert", "numpy")
+TOOLS = ("tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert",
+         "coremltools", "numpy")
+
+
+def _files(path: Path) -> list[Path]:
+    """The file itself, or every file of a package folder (.mlpackage) in a stable order."""
+    path = Path(path)
+    return [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
 
 
 def sha256_file(path: Path) -> str:
+    """sha256 of a file; of a folder, over each file's relative path and bytes in order."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+    for file in _files(path):
+        if file != Path(path):
+            digest.update(str(file.relative_to(path)).encode() + b"\0")
+        with open(file, "rb") as handle:
+            for block in iter(lambda h=handle: h.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()
+
+
+def size_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in _files(path))
 
 
 def tool_versions() -> dict[str, str | None]:
@@ -52,12 +66,13 @@ def artifact_entry(artifact, path: Path, result) -> dict:
     return {
         "format": artifact.format,
         "file": path.name,
-        "bytes": path.stat().st_size,
+        "bytes": size_bytes(path),
         "sha256": sha256_file(path),
         "runtime": artifact.runtime,
         "input": asdict(artifact.input),
         "output": asdict(artifact.output),
         "passed": bool(result.passed),
+        "status": result.status,
         "reason": result.reason,
         "validation": result.to_dict(),
         "ops": sorted(set(artifact.ops)),
@@ -78,7 +93,7 @@ def write_manifest(out_dir: Path, entries: list[dict], run: dict) -> dict:
         except (json.JSONDecodeError, AttributeError):
             old = []
         kept = [e for e in old if e.get("format") not in new_formats
-                and (out_dir / e.get("file", "")).is_file()]
+                and e.get("file") and (out_dir / e["file"]).exists()]
     manifest = {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "run": run,
@@ -87,9 +102,6 @@ def write_manifest(out_dir: Path, entries: list[dict], run: dict) -> dict:
     }
     write_text_atomic(path, json.dumps(manifest, indent=2, default=str))
     write_text_atomic(out_dir / "report.md", report_markdown(manifest))
-    for name in ("manifest.json", "report.md"):
-        # write_text_atomic's temporary file is 0600; these are for app teams to read.
-        os.chmod(out_dir / name, 0o644)
     return manifest
 
 
@@ -99,12 +111,16 @@ def report_table(manifest: dict) -> str:
             "| latency | status |", "|---|---|---|---|---|---|---|---|---|---|"]
     for e in manifest["artifacts"]:
         v = e["validation"]
-        status = "pass" if e["passed"] else f"FAIL: {e['reason']}"
+        status = "pass" if e["passed"] else f"{e.get('status', 'failed').upper()}: {e['reason']}"
         rows.append(
             f"| {e['format']} | {e['file']} | {e['bytes'] / 1e6:.2f} MB | {v['miou']:.4f} | "
             f"{v['miou_drop_pt']:+.2f} | {v['agreement_pct']:.3f}% | {v['iou_vs_keras']:.4f} | "
-            f"{v['max_abs_logit_diff']:.2g} | {v['latency_ms']:.2f} ms | {status} |")
+            f"{_diff(v['max_abs_logit_diff'])} | {v['latency_ms']:.2f} ms | {status} |")
     return "\n".join(rows)
+
+
+def _diff(value) -> str:
+    return "n/a (labels)" if value is None else f"{value:.2g}"
 
 
 def report_markdown(manifest: dict) -> str:

@@ -38,6 +38,8 @@ DEFAULT_TOLERANCES = {
     "tflite-dynamic": Tolerance(None, 2.0),
     "tflite-int8": Tolerance(None, 2.0),
     "edgetpu": Tolerance(None, 2.0),
+    # fp16 ML program by default (fp32 with --precision fp32 is well inside this too).
+    "coreml": Tolerance(None, 0.3),
 }
 
 
@@ -125,11 +127,15 @@ class ValidationResult:
     miou_drop_pt: float
     agreement_pct: float
     iou_vs_keras: float
-    max_abs_logit_diff: float
+    max_abs_logit_diff: float | None  # None for a label-map output
     latency_ms: float
     threads: int | None
     tolerance: dict = field(default_factory=dict)
     per_class_iou: list[float | None] = field(default_factory=list)
+    status: str = ""  # "passed" | "failed" | "not run"
+
+    def __post_init__(self):
+        self.status = self.status or ("passed" if self.passed else "failed")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -137,7 +143,33 @@ class ValidationResult:
 
 def validate(artifact, ref: Reference, tolerance: Tolerance, threads: int | None = None,
              runner=None) -> ValidationResult:
-    """Run `artifact` on every reference image and compare with the tolerance."""
+    """Run `artifact` on every reference image and compare with the tolerance.
+
+    An artifact that cannot be loaded or run fails ("could not run"); one whose ops the
+    runtime does not implement (the Core ML reference interpreter) is "not run": never passed.
+    """
+    from zoo.export.mil_reference import UnsupportedOpError
+
+    try:
+        return _validate(artifact, ref, tolerance, threads, runner)
+    except UnsupportedOpError as exc:
+        return _not_passed(artifact.format, ref, tolerance, threads, "not run",
+                           f"{artifact.format}: not run: {exc}")
+    except Exception as exc:  # noqa: BLE001 - a broken artifact is a failed validation
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        return _not_passed(artifact.format, ref, tolerance, threads, "failed",
+                           f"{artifact.format}: could not run ({type(exc).__name__}: {first})")
+
+
+def _not_passed(name, ref, tolerance, threads, status, reason) -> ValidationResult:
+    nan = float("nan")
+    return ValidationResult(format=name, passed=False, reason=reason, images=0, miou=nan,
+                            keras_miou=ref.miou, miou_drop_pt=nan, agreement_pct=nan,
+                            iou_vs_keras=nan, max_abs_logit_diff=None, latency_ms=nan,
+                            threads=threads, tolerance=asdict(tolerance), status=status)
+
+
+def _validate(artifact, ref, tolerance, threads, runner) -> ValidationResult:
     from tqdm import tqdm
 
     runner = runner or artifact.runner(threads)
@@ -145,11 +177,15 @@ def validate(artifact, ref: Reference, tolerance: Tolerance, threads: int | None
     for i, image in enumerate(tqdm(ref.images, desc=f"validate {artifact.format}", unit="img",
                                    leave=False)):
         start = time.perf_counter()
-        logits = runner.run(image[None])
+        out = runner.run(image[None])
         times.append(time.perf_counter() - start)
-        finite &= bool(np.isfinite(logits).all())
-        max_diff = max(max_diff, float(np.abs(logits[0] - ref.logits[i]).max()))
-        preds.append(logits[0].argmax(-1))
+        if out.ndim == 3:  # a label-map output: no logits to compare
+            max_diff = None
+            preds.append(out[0])
+            continue
+        finite &= bool(np.isfinite(out).all())
+        max_diff = max(max_diff, float(np.abs(out[0] - ref.logits[i]).max()))
+        preds.append(out[0].argmax(-1))
     pred = np.stack(preds)
     cm = confusion_matrix(ref.masks, pred, ref.num_classes, ref.ignore_index)
     miou = mean_iou(cm)
