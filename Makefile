@@ -18,9 +18,12 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[export,dev]'
 	touch $@
 
-## demo: the main job: every registered model built and summarised
+## demo: the main job: the model table, then mobileunet trained on the embedded shapes data
+## and exported to every format, each artifact validated against the Keras model
 demo: $(VENV)/.installed-export
 	$(BIN)/python -m zoo summary --alphas 1.0,0.5 --input-size 224
+	$(BIN)/python train.py --arch mobileunet --alpha 0.5 --input-size 128 --epochs 20 --lr 2e-3
+	$(BIN)/python export.py --format all
 
 ## test: lint and the whole test suite
 test: $(VENV)/.installed-dev

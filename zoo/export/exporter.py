@@ -30,8 +30,7 @@ from zoo.export.base import FORMATS, ExportContext, parse_options
 from zoo.export.manifest import artifact_entry, report_table, write_manifest
 from zoo.export.validate import parse_overrides, reference, tolerance_for, validate
 from zoo.registry import unknown_name_message
-
-CHECKPOINTS_DIR = Path("checkpoints")
+from zoo.runs import CHECKPOINTS_DIR, resolve_run
 
 
 @dataclass
@@ -87,21 +86,6 @@ def format_options(formats: list[str], given: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def resolve_run_dir(run: str | Path | None, checkpoints_dir: Path) -> Path:
-    """A run folder from a path or a name under `checkpoints_dir`; the newest run when None."""
-    checkpoints_dir = Path(checkpoints_dir)
-    if run is None:
-        runs = list(checkpoints_dir.glob("*/config.yaml"))
-        if not runs:
-            raise ConfigError(f"no runs in {checkpoints_dir}: train one first (python train.py)")
-        return max(runs, key=lambda p: p.stat().st_mtime).parent
-    for candidate in (Path(str(run)), checkpoints_dir / str(run)):
-        if (candidate / "config.yaml").is_file():
-            return candidate
-    raise ConfigError(f"run {run}: no run folder with a config.yaml (looked in {run} and "
-                      f"{checkpoints_dir / str(run)})")
-
-
 def load_checkpoint(path: Path):
     """`best.keras` without compiling (no training modules needed); errors are one line."""
     import keras
@@ -134,7 +118,7 @@ def export(run: str | None = None, format: Any = "all", out: str | None = None,
     tolerances = {f: tolerance_for(f, agreement.get(f), drop.get(f)) for f in formats}
     if val_images is not None and int(val_images) < 1:
         raise ConfigError(f"val_images must be >= 1, got {val_images}")
-    run_dir = resolve_run_dir(run, Path(checkpoints_dir))
+    run_dir = resolve_run(run, Path(checkpoints_dir))
     cfg = load_config(run_dir / "config.yaml")
     out_dir = Path(out) if out else run_dir / "artifacts"
     if not overwrite:

@@ -1,5 +1,6 @@
 """The training loop, its losses, metrics, schedules and callbacks."""
 
-from zoo.train.loop import latest_run, resolve_run, resume, train
+from zoo.runs import latest_run, resolve_run
+from zoo.train.loop import resume, train
 
 __all__ = ["latest_run", "resolve_run", "resume", "train"]

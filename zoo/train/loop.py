@@ -39,6 +39,7 @@ from zoo.data import load_split_arrays, make_dataset, resolve_dataset, scan, spe
 from zoo.errors import ConfigError
 from zoo.metrics import confusion_matrix, iou_per_class, mean_iou
 from zoo.models import build_model, resolve_arch
+from zoo.runs import CHECKPOINTS_DIR, resolve_run
 from zoo.train.callbacks import PreciseBatchNorm, RunCheckpoint
 from zoo.train.losses import SegmentationLoss, median_frequency_weights
 from zoo.train.metrics import MeanIoU
@@ -46,7 +47,6 @@ from zoo.train.report import write_curves, write_samples
 from zoo.train.schedules import WarmupDecay
 
 STRATEGIES = ("default", "mirrored", "multiworker")
-CHECKPOINTS_DIR = Path("checkpoints")
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
@@ -74,23 +74,6 @@ def new_run_dir(cfg: RunConfig, checkpoints_dir: Path) -> Path:
         except FileExistsError:
             continue
     raise ConfigError(f"could not create a new run folder under {checkpoints_dir}")
-
-
-def resolve_run(run: str | Path, checkpoints_dir: Path = CHECKPOINTS_DIR) -> Path:
-    """A run folder from a path or a run name under `checkpoints_dir`."""
-    for candidate in (Path(run), Path(checkpoints_dir) / str(run)):
-        if (candidate / "config.yaml").is_file():
-            return candidate
-    raise ConfigError(f"run {run}: no run folder with a config.yaml (looked in {run} and "
-                      f"{Path(checkpoints_dir) / str(run)})")
-
-
-def latest_run(checkpoints_dir: Path = CHECKPOINTS_DIR) -> Path:
-    """The newest run folder (by modification time) under `checkpoints_dir`."""
-    runs = [p for p in Path(checkpoints_dir).glob("*/config.yaml")]
-    if not runs:
-        raise ConfigError(f"no runs in {checkpoints_dir}: train one first (python train.py)")
-    return max(runs, key=lambda p: p.stat().st_mtime).parent
 
 
 def _class_weights(cfg: RunConfig, class_pixels) -> list[float] | None:
