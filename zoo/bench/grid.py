@@ -1,0 +1,232 @@
+"""`python -m zoo.bench grid`: latency of archs x alpha x input size x runtime x threads.
+
+Example::
+
+    python -m zoo.bench grid --archs mobileunet --alphas 1.0,0.75,0.5,0.25 \\
+        --sizes 224,192,160,128 --runtimes tflite,onnx --threads 2 --runs 30
+
+Untrained models (speed does not depend on the weights). Each cell (arch, alpha, size, threads)
+times its runtimes round-robin (`zoo.bench.timing`), median and p90 of `runs` runs after
+`warmup`. Rows go to ``OUT/grid.csv`` as each cell finishes; cells already there are skipped,
+so an interrupted grid resumes. Then ``grid.json``, ``grid.md`` and the plots are rewritten from
+the whole CSV (`zoo.bench.report`). Efficiency: achieved GFLOP/s = 2 x MACs / median latency,
+and its share of this machine's numpy sgemm peak at the same thread count (`zoo.bench.peak`),
+measured once per call.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from zoo.bench.results import GRID_FIELDS, GRID_KEY, ResultTable, cell_key
+from zoo.bench.runtimes import RUNTIMES, Target, bench_context, prepare, set_tf_threads
+from zoo.bench.timing import summarize, time_interleaved
+from zoo.errors import ConfigError
+
+DEFAULT_ALPHAS = (1.0, 0.75, 0.5, 0.25)
+DEFAULT_SIZES = (224, 192, 160, 128)
+
+
+def as_list(value: Any, cast=str) -> list:
+    """A CLI value as a list: ``"a,b"``, ``("a", "b")``, ``"a"`` or ``0.5`` all work."""
+    if isinstance(value, str):
+        items = [v.strip() for v in value.split(",") if v.strip()]
+    elif isinstance(value, list | tuple):
+        items = list(value)
+    else:
+        items = [value]
+    try:
+        return [cast(v) for v in items]
+    except (TypeError, ValueError):
+        raise ConfigError(f"cannot read {value!r} as a list of {cast.__name__}") from None
+
+
+def expand_archs(archs: Any) -> list[str]:
+    """Arch names from names or glob patterns (``mobilenet_v3*``, ``all``)."""
+    from zoo.models import list_archs
+
+    names: list[str] = []
+    for item in as_list(archs):
+        found = list_archs("*" if item == "all" else item)
+        if not found:
+            raise ConfigError(f"no arch matches {item!r}; see python -m zoo list")
+        names += [n for n in found if n not in names]
+    return names
+
+
+def _check_runtimes(runtimes: Any) -> list[str]:
+    names = as_list(runtimes)
+    unknown = [r for r in names if r not in RUNTIMES]
+    if unknown:
+        raise ConfigError(f"unknown runtime(s) {', '.join(unknown)}; "
+                          f"allowed: {', '.join(RUNTIMES)}")
+    return names
+
+
+def grid(archs: Any = "mobileunet", alphas: Any = DEFAULT_ALPHAS, sizes: Any = DEFAULT_SIZES,
+         runtimes: Any = RUNTIMES, threads: Any = (1, 2), runs: int = 30, warmup: int = 5,
+         out: str = "bench_out", num_classes: int = 2, peak_size: int = 2048,
+         checkpoints: str = "checkpoints", report: bool = True, progress: bool = True) -> dict:
+    """Time the grid, append to OUT/grid.csv, and rewrite the report from the whole CSV.
+
+    Args:
+        archs: arch names or glob patterns, comma-separated (``all`` for every arch).
+        alphas: width multipliers, e.g. 1.0,0.5.
+        sizes: square input sizes, multiples of 32, e.g. 224,160.
+        runtimes: keras, tflite, tflite-int8, onnx, coreml (comma-separated).
+        threads: thread counts, e.g. 1,2.
+        runs: timed runs per cell and runtime (>= 30 for the published figures).
+        warmup: untimed runs first.
+        out: output folder (CSV, JSON, markdown, PNGs).
+        num_classes: output classes of the untrained models.
+        peak_size: side of the sgemm that measures the matmul peak.
+        checkpoints: where trained runs' metrics.json give IoU for the Pareto plot.
+        report: write grid.json, grid.md and the plots afterwards.
+        progress: show a progress bar.
+
+    Returns {"measured": new rows, "skipped": cells already done, "csv": path, ...}.
+    """
+    arch_names = expand_archs(archs)
+    alpha_values = as_list(alphas, float)
+    size_values = as_list(sizes, int)
+    runtime_names = _check_runtimes(runtimes)
+    thread_values = as_list(threads, int)
+    if int(runs) < 1 or int(warmup) < 0:
+        raise ConfigError(f"runs must be >= 1 and warmup >= 0, got {runs} and {warmup}")
+    out_dir = Path(out)
+    if "keras" in runtime_names and len(thread_values) > 1:
+        # TensorFlow's thread pools are fixed at its first op: one process per thread count.
+        for t in thread_values:
+            _child(arch_names, alpha_values, size_values, runtime_names, t, runs, warmup, out,
+                   num_classes, peak_size, progress)
+        table = ResultTable(out_dir / "grid.csv", GRID_FIELDS, GRID_KEY)
+        result = {"measured": None, "skipped": None, "csv": str(table.path)}
+        if report:
+            from zoo.bench.report import write_grid_report
+
+            result.update(write_grid_report(table.latest(), out_dir, checkpoints))
+        return result
+
+    table = ResultTable(out_dir / "grid.csv", GRID_FIELDS, GRID_KEY)
+    models = [(a, al, s) for a in arch_names for al in alpha_values for s in size_values]
+    pending = {}
+    skipped = 0
+    for arch, alpha, size in models:
+        for t in thread_values:
+            todo = [r for r in runtime_names
+                    if not table.done(cell_key({"arch": arch, "alpha": alpha, "size": size,
+                                                "runtime": r, "threads": t}, GRID_KEY))]
+            skipped += len(runtime_names) - len(todo)
+            if todo:
+                pending[(arch, alpha, size, t)] = todo
+
+    tf_note = ""
+    if "keras" in runtime_names and pending and not set_tf_threads(thread_values[0]):
+        tf_note = "TF threads were set before this call; keras thread count not enforced"
+    peaks = _peaks({t for (*_, t) in pending}, peak_size, out_dir) if pending else {}
+
+    from tqdm import tqdm
+
+    measured = 0
+    bar = tqdm(total=len(pending), desc="bench grid", unit="cell", disable=not progress)
+    for arch, alpha, size in models:
+        cells = [(t, pending[(arch, alpha, size, t)]) for t in thread_values
+                 if (arch, alpha, size, t) in pending]
+        if not cells:
+            continue
+        bar.set_postfix_str(f"{arch} a{alpha:g} {size}px")
+        rows = _measure_model(arch, alpha, size, cells, runs, warmup, num_classes, peaks,
+                              tf_note, bar)
+        table.append(rows)
+        measured += sum(r["status"] == "ok" for r in rows)
+    bar.close()
+    result = {"measured": measured, "skipped": skipped, "csv": str(table.path), "peaks": peaks}
+    if report:
+        from zoo.bench.report import write_grid_report
+
+        result.update(write_grid_report(table.latest(), out_dir, checkpoints))
+    return result
+
+
+def _measure_model(arch, alpha, size, cells, runs, warmup, num_classes, peaks, tf_note,
+                   bar) -> list[dict]:
+    """Build one model, convert it once per runtime, time each thread count's cell."""
+    import keras
+
+    from zoo.models import build_model
+    from zoo.stats import count_macs, count_params
+
+    base = {"arch": arch, "alpha": alpha, "size": size}
+    needed = sorted({r for _, todo in cells for r in todo}, key=RUNTIMES.index)
+    keras.backend.clear_session()
+    try:
+        model = build_model(arch, alpha=alpha, input_size=size, num_classes=num_classes)
+    except ConfigError as exc:
+        bar.update(len(cells))
+        return [{**base, "runtime": r, "threads": t, "status": "unsupported", "note": str(exc)}
+                for t, todo in cells for r in todo]
+    params, macs = count_params(model), count_macs(model)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="zoo-bench-") as tmp:
+        context = bench_context(arch, alpha, (size, size), num_classes, Path(tmp) / "scratch")
+        targets: dict[str, Target] = {}
+        for r in needed:
+            try:
+                targets[r] = prepare(model, r, Path(tmp), context)
+            except Exception as exc:  # a failed conversion is a row, not the end of the grid
+                targets[r] = Target(r, (size, size), unavailable=f"error: {_one_line(exc)}")
+        for t, todo in cells:
+            timed = {r: targets[r].runner(t) for r in todo if not targets[r].unavailable}
+            samples = time_interleaved(timed, runs, warmup) if timed else {}
+            for r in todo:
+                target = targets[r]
+                row = {**base, "runtime": r, "threads": t, "params": params, "macs": macs,
+                       "artifact_bytes": target.artifact_bytes,
+                       "xnnpack_partitions": target.details.get("xnnpack_partitions")}
+                if r not in samples:
+                    error = target.unavailable.startswith("error")
+                    rows.append({**row, "status": "error" if error else "unavailable",
+                                 "note": target.unavailable})
+                    continue
+                stats = summarize(samples[r])
+                gflops = 2 * macs / (stats["median_ms"] / 1e3) / 1e9
+                peak = peaks.get(t)
+                rows.append({**row, **stats, "status": "ok", "gflops": gflops,
+                             "peak_gflops": peak, "peak_pct": 100 * gflops / peak if peak else None,
+                             "note": tf_note if r == "keras" else ""})
+            bar.update(1)
+    return rows
+
+
+def _one_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
+
+
+def _peaks(thread_values, peak_size: int, out_dir: Path) -> dict[int, float]:
+    """The sgemm peak per thread count, measured now and recorded in OUT/peak.json."""
+    from zoo.bench.peak import matmul_peak_gflops
+
+    peaks = {int(t): matmul_peak_gflops(int(t), size=int(peak_size)) for t in sorted(thread_values)}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "peak.json"
+    history = json.loads(path.read_text()) if path.is_file() else []
+    history.append({"size": int(peak_size), "gflops": {str(k): v for k, v in peaks.items()}})
+    path.write_text(json.dumps(history, indent=2))
+    return peaks
+
+
+def _child(archs, alphas, sizes, runtimes, threads, runs, warmup, out, num_classes, peak_size,
+           progress) -> None:
+    args = [sys.executable, "-m", "zoo.bench", "grid", "--archs", ",".join(archs),
+            "--alphas", ",".join(f"{a:g}" for a in alphas),
+            "--sizes", ",".join(str(s) for s in sizes), "--runtimes", ",".join(runtimes),
+            "--threads", str(threads), "--runs", str(runs), "--warmup", str(warmup),
+            "--out", str(out), "--num_classes", str(num_classes), "--peak_size", str(peak_size),
+            "--noreport", "--progress" if progress else "--noprogress"]
+    subprocess.run(args, check=True)

@@ -1,0 +1,212 @@
+"""`python -m zoo.bench ops`: where a TFLite model spends its time, op by op.
+
+Example::
+
+    python -m zoo.bench ops --arch mobileunet --alpha 0.5 --size 224 --threads 1 --runs 30
+
+ai_edge_litert 2.3's Python interpreter exposes no op profiler, so this times sub-models: the
+Keras graph is cut into units (a multiplying, resizing or merging layer plus the BatchNorm and
+activation after it, which TFLite fuses into it), and the prefix up to each cut is converted to
+TFLite fp32 with every tensor still needed later as an output (so prefix k is exactly prefix
+k-1 plus the next unit). All prefixes are timed round-robin; a unit's time is the difference of
+consecutive prefix medians (noisy for small units: a unit can come out slightly negative).
+With ``--every N`` N units form one segment (fewer conversions); a segment's time is then
+shared among its op types in proportion to their MACs, as the printout says.
+
+Writes ``OUT/ops.csv`` and ``OUT/ops.md``; prints the top segments, the time per TFLite op
+type, and the shares of TRANSPOSE_CONV vs RESIZE_* and DEPTHWISE_CONV_2D vs CONV_2D.
+"""
+
+from __future__ import annotations
+
+import csv
+import tempfile
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from zoo.bench.runtimes import bench_context, prepare
+from zoo.bench.timing import summarize, time_interleaved
+from zoo.errors import ConfigError
+
+
+@dataclass
+class Unit:
+    """Consecutive layers that TFLite runs as one op (plus fused elementwise ops)."""
+
+    op: str
+    layers: list[Any] = field(default_factory=list)
+    macs: int = 0
+
+
+def op_name(layer) -> str | None:
+    """The TFLite op a Keras layer becomes, or None for a layer fused into the previous one."""
+    import keras
+
+    L = keras.layers
+    if isinstance(layer, L.Conv2DTranspose):
+        return "TRANSPOSE_CONV"
+    if isinstance(layer, L.DepthwiseConv2D):
+        return "DEPTHWISE_CONV_2D"
+    if isinstance(layer, L.SeparableConv2D):
+        return "SEPARABLE_CONV (dw+1x1)"
+    if isinstance(layer, L.Conv2D):
+        kh, kw = layer.kernel_size
+        return f"CONV_2D {kh}x{kw}"
+    if isinstance(layer, L.Dense):
+        return "FULLY_CONNECTED"
+    if isinstance(layer, L.UpSampling2D | L.Resizing):
+        method = getattr(layer, "interpolation", "nearest")
+        return "RESIZE_BILINEAR" if method == "bilinear" else f"RESIZE ({method})"
+    if isinstance(layer, L.Concatenate):
+        return "CONCATENATION"
+    if isinstance(layer, L.Add):
+        return "ADD"
+    if isinstance(layer, L.Multiply):
+        return "MUL"
+    if isinstance(layer, L.GlobalAveragePooling2D | L.AveragePooling2D):
+        return "MEAN / AVERAGE_POOL_2D"
+    if isinstance(layer, L.MaxPooling2D):
+        return "MAX_POOL_2D"
+    return None
+
+
+def units_of(model) -> list[Unit]:
+    """The model's layers in graph order, grouped into units (see the module docstring)."""
+    import keras
+
+    from zoo.stats import layer_macs
+
+    units: list[Unit] = []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        name = op_name(layer)
+        if name is not None or not units:
+            units.append(Unit(name or "input prep"))
+        units[-1].layers.append(layer)
+        units[-1].macs += layer_macs(layer)
+    return units
+
+
+def _inputs(layer) -> list:
+    value = layer.input
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def prefix_model(model, layers: list, done: int):
+    """The sub-model of `layers[:done]`, outputting every tensor a later layer still uses."""
+    import keras
+
+    later = {id(t) for layer in layers[done:] for t in _inputs(layer)}
+    outputs = [layer.output for layer in layers[:done] if id(layer.output) in later]
+    last = layers[done - 1].output
+    if all(o is not last for o in outputs):
+        outputs.append(last)
+    return keras.Model(model.input, outputs, name=f"prefix_{done}")
+
+
+def ops(arch: str = "mobileunet", alpha: float = 0.5, size: int = 224, threads: int = 1,
+        runs: int = 30, warmup: int = 5, every: int = 1, out: str = "bench_out",
+        num_classes: int = 2, top: int = 10, progress: bool = True) -> dict:
+    """Profile one TFLite fp32 model by timed prefixes; print and write the op profile.
+
+    Args:
+        arch: a named arch.
+        alpha: width multiplier.
+        size: square input size (multiple of 32).
+        threads: LiteRT threads.
+        runs: timed runs per prefix (round-robin over all prefixes).
+        warmup: untimed runs first.
+        every: units per segment (1: one conversion per unit, the finest profile).
+        out: output folder.
+        num_classes: output classes of the untrained model.
+        top: how many segments to print.
+        progress: show a progress bar over the conversions.
+    """
+    import keras
+    from tqdm import tqdm
+
+    from zoo.models import build_model
+
+    if int(every) < 1:
+        raise ConfigError(f"every must be >= 1, got {every}")
+    keras.backend.clear_session()
+    model = build_model(arch, alpha=alpha, input_size=size, num_classes=num_classes)
+    units = units_of(model)
+    layers = [layer for u in units for layer in u.layers]
+    segments = [units[i:i + int(every)] for i in range(0, len(units), int(every))]
+    ends = []
+    count = 0
+    for seg in segments:
+        count += sum(len(u.layers) for u in seg)
+        ends.append(count)
+
+    with tempfile.TemporaryDirectory(prefix="zoo-ops-") as tmp:
+        context = bench_context(arch, alpha, (size, size), num_classes, Path(tmp) / "scratch")
+        runners = {}
+        for k, end in enumerate(tqdm(ends, desc="bench ops: converting prefixes", unit="model",
+                                     disable=not progress)):
+            sub = model if end == len(layers) else prefix_model(model, layers, end)
+            target = prepare(sub, "tflite", Path(tmp), context, stem=f"prefix_{k:03d}")
+            runners[k] = target.runner(int(threads))
+        samples = time_interleaved(runners, runs, warmup)
+    cumulative = [summarize(samples[k])["median_ms"] for k in range(len(ends))]
+
+    rows, per_op = [], defaultdict(float)
+    previous = 0.0
+    for k, seg in enumerate(segments):
+        ms = cumulative[k] - previous
+        previous = cumulative[k]
+        seg_macs = sum(u.macs for u in seg)
+        for u in seg:
+            share = (u.macs / seg_macs if seg_macs else 1 / len(seg)) if len(seg) > 1 else 1.0
+            per_op[u.op] += ms * share
+        rows.append({"segment": k, "ops": "+".join(u.op for u in seg),
+                     "first_layer": seg[0].layers[0].name, "last_layer": seg[-1].layers[-1].name,
+                     "macs": seg_macs, "ms": ms, "cumulative_ms": cumulative[k]})
+    total = cumulative[-1]
+    result = {"arch": arch, "alpha": alpha, "size": size, "threads": threads, "total_ms": total,
+              "segments": rows, "per_op_ms": dict(per_op), "shares": _shares(per_op, total)}
+    _write(result, Path(out), int(top), int(every))
+    return result
+
+
+def _shares(per_op: dict[str, float], total: float) -> dict[str, float]:
+    def frac(pred) -> float:
+        return sum(v for k, v in per_op.items() if pred(k)) / total if total else float("nan")
+
+    return {"transpose_conv": frac(lambda k: k == "TRANSPOSE_CONV"),
+            "resize": frac(lambda k: k.startswith("RESIZE")),
+            "depthwise_conv": frac(lambda k: k == "DEPTHWISE_CONV_2D"),
+            "regular_conv": frac(lambda k: k.startswith("CONV_2D")),
+            "conv_1x1": frac(lambda k: k == "CONV_2D 1x1")}
+
+
+def _write(result: dict, out: Path, top: int, every: int) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "ops.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, list(result["segments"][0]))
+        writer.writeheader()
+        writer.writerows(result["segments"])
+    total = result["total_ms"]
+    lines = [f"{result['arch']} alpha {result['alpha']} {result['size']}px, TFLite fp32, "
+             f"{result['threads']} thread(s): {total:.2f} ms (full model median)",
+             "", f"top {top} segments (timed prefixes, difference of medians):", "",
+             "| # | ops | layers | GMACs | ms | share |", "|---|---|---|---|---|---|"]
+    for r in sorted(result["segments"], key=lambda r: -r["ms"])[:top]:
+        lines.append(f"| {r['segment']} | {r['ops']} | {r['first_layer']}..{r['last_layer']} | "
+                     f"{r['macs'] / 1e9:.4f} | {r['ms']:.2f} | {100 * r['ms'] / total:.1f} % |")
+    lines += ["", "time per op type" + (" (segments of several units shared by MACs)"
+                                       if every > 1 else "") + ":", "",
+              "| op | ms | share |", "|---|---|---|"]
+    for op, ms in sorted(result["per_op_ms"].items(), key=lambda kv: -kv[1]):
+        lines.append(f"| {op} | {ms:.2f} | {100 * ms / total:.1f} % |")
+    s = result["shares"]
+    lines += ["", f"transposed conv {100 * s['transpose_conv']:.1f} % vs resize "
+              f"{100 * s['resize']:.1f} %; depthwise conv {100 * s['depthwise_conv']:.1f} % vs "
+              f"regular conv {100 * s['regular_conv']:.1f} % (1x1: {100 * s['conv_1x1']:.1f} %)"]
+    text = "\n".join(lines) + "\n"
+    (out / "ops.md").write_text(text)
+    print(text)

@@ -1,0 +1,195 @@
+"""The grid's report: JSON, a markdown table, latency heatmaps and the speed/accuracy plot.
+
+Example::
+
+    write_grid_report(ResultTable(path, GRID_FIELDS, GRID_KEY).latest(), Path("bench_out"))
+    # bench_out/grid.json, grid.md, heatmap_tflite_t2.png, ..., pareto.png
+
+The heatmap shows median latency over alpha x input size, one per runtime and thread count.
+The Pareto plot puts latency against mIoU where a trained run under `checkpoints` has a
+``metrics.json`` for that arch, alpha and size, and against GMACs otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+from collections import defaultdict
+from pathlib import Path
+from statistics import median
+
+from zoo.bench.results import number
+
+
+def write_grid_report(rows: list[dict], out_dir: Path, checkpoints: str | Path = "checkpoints"
+                      ) -> dict:
+    """Write grid.json, grid.md and PNGs from `rows`; returns their paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ok = [r for r in rows if r["status"] == "ok"]
+    ious = trained_ious(Path(checkpoints))
+    peak_path = out_dir / "peak.json"
+    payload = {"machine": {"platform": platform.platform(), "processor": platform.processor(),
+                           "cpus": _cpus()},
+               "peaks": json.loads(peak_path.read_text()) if peak_path.is_file() else [],
+               "ratios": ratios(ok), "rows": rows}
+    (out_dir / "grid.json").write_text(json.dumps(payload, indent=2))
+    (out_dir / "grid.md").write_text(markdown(rows, payload["ratios"]))
+    plots = heatmaps(ok, out_dir) + [pareto(ok, ious, out_dir)] if ok else []
+    return {"json": str(out_dir / "grid.json"), "markdown": str(out_dir / "grid.md"),
+            "plots": [str(p) for p in plots]}
+
+
+def _cpus() -> int | None:
+    import os
+
+    return os.cpu_count()
+
+
+def trained_ious(checkpoints: Path) -> dict[tuple[str, str, str], float]:
+    """Best validation mIoU per (arch, alpha, size) over the trained runs' metrics.json."""
+    found: dict[tuple[str, str, str], float] = {}
+    for path in sorted(Path(checkpoints).glob("*/metrics.json")):
+        try:
+            metrics = json.loads(path.read_text())
+            model = metrics["config"]["model"]
+            size = model["input_size"]
+            size = size[0] if isinstance(size, list | tuple) else size
+            key = (model["arch"], f"{float(model['alpha']):g}", str(int(size)))
+            miou = float(metrics["best_val_miou"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if math.isfinite(miou):
+            found[key] = max(miou, found.get(key, -1.0))
+    return found
+
+
+def ratios(ok: list[dict]) -> dict[str, dict[str, float]]:
+    """Per arch and thread count, the median over cells of tflite-int8 / tflite and of
+    tflite / onnx latency (only cells where both were measured)."""
+    by_cell: dict[tuple, dict[str, float]] = defaultdict(dict)
+    for r in ok:
+        by_cell[(r["arch"], r["alpha"], r["size"], r["threads"])][r["runtime"]] = number(
+            r, "median_ms")
+    pairs = {"int8/fp32 (tflite)": ("tflite-int8", "tflite"),
+             "tflite-fp32/onnxruntime": ("tflite", "onnx"),
+             "keras/onnxruntime": ("keras", "onnx")}
+    out: dict[str, dict[str, float]] = {}
+    for label, (a, b) in pairs.items():
+        groups: dict[str, list[float]] = defaultdict(list)
+        for (arch, _, _, threads), lat in by_cell.items():
+            if a in lat and b in lat and lat[b] > 0:
+                groups[f"{arch} t{threads}"].append(lat[a] / lat[b])
+        if groups:
+            out[label] = {k: median(v) for k, v in sorted(groups.items())}
+    return out
+
+
+def markdown(rows: list[dict], ratio_table: dict) -> str:
+    """The grid as a markdown table (every row, incl. unavailable ones), then the ratios."""
+    lines = ["| arch | alpha | size | threads | runtime | median ms | p90 ms | params M | GMACs "
+             "| file MB | XNNPACK parts | GFLOP/s | % of matmul peak | note |",
+             "|" + "---|" * 14]
+    order = sorted(rows, key=lambda r: (r["arch"], -float(r["alpha"]), -int(r["size"]),
+                                        int(r["threads"]), r["runtime"]))
+    for r in order:
+        def f(field, scale=1.0, digits=2, r=r):
+            value = number(r, field)
+            return "" if math.isnan(value) else f"{value / scale:.{digits}f}"
+
+        note = r["note"] if r["status"] == "ok" else f"{r['status']}: {r['note']}"
+        lines.append(f"| {r['arch']} | {r['alpha']} | {r['size']} | {r['threads']} | "
+                     f"{r['runtime']} | {f('median_ms')} | {f('p90_ms')} | {f('params', 1e6)} | "
+                     f"{f('macs', 1e9, 3)} | {f('artifact_bytes', 1e6)} | "
+                     f"{r['xnnpack_partitions']} | {f('gflops', 1, 1)} | {f('peak_pct', 1, 1)} | "
+                     f"{note} |")
+    for label, values in ratio_table.items():
+        lines += ["", f"**{label}** (median over cells): " + ", ".join(
+            f"{k} {v:.2f}" for k, v in values.items())]
+    return "\n".join(lines) + "\n"
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def heatmaps(ok: list[dict], out_dir: Path) -> list[Path]:
+    """One PNG per (runtime, threads): median ms over alpha (rows) x size (columns), with one
+    panel per arch."""
+    plt = _pyplot()
+    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for r in ok:
+        groups[(r["runtime"], r["threads"])].append(r)
+    paths = []
+    for (runtime, threads), rows in sorted(groups.items()):
+        archs = sorted({r["arch"] for r in rows})
+        fig, axes = plt.subplots(1, len(archs), figsize=(4.5 * len(archs), 3.8), squeeze=False)
+        for ax, arch in zip(axes[0], archs, strict=True):
+            mine = [r for r in rows if r["arch"] == arch]
+            alphas = sorted({float(r["alpha"]) for r in mine}, reverse=True)
+            sizes = sorted({int(r["size"]) for r in mine}, reverse=True)
+            grid = [[math.nan] * len(sizes) for _ in alphas]
+            for r in mine:
+                grid[alphas.index(float(r["alpha"]))][sizes.index(int(r["size"]))] = number(
+                    r, "median_ms")
+            image = ax.imshow(grid, cmap="viridis_r")
+            for i, row in enumerate(grid):
+                for j, value in enumerate(row):
+                    if not math.isnan(value):
+                        ax.text(j, i, f"{value:.1f}", ha="center", va="center", color="white",
+                                fontsize=8)
+            ax.set_xticks(range(len(sizes)), [str(s) for s in sizes])
+            ax.set_yticks(range(len(alphas)), [f"{a:g}" for a in alphas])
+            ax.set_xlabel("input size (px)")
+            ax.set_ylabel("alpha")
+            ax.set_title(f"{arch}")
+            fig.colorbar(image, ax=ax, label="median ms")
+        fig.suptitle(f"{runtime}, {threads} thread(s): median latency")
+        fig.tight_layout()
+        path = out_dir / f"heatmap_{runtime}_t{threads}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def pareto(ok: list[dict], ious: dict, out_dir: Path) -> Path:
+    """Latency vs mIoU (trained runs) or vs GMACs, one series per runtime and thread count,
+    the Pareto front of each series drawn as a line."""
+    plt = _pyplot()
+    points = [(r, ious.get((r["arch"], f"{float(r['alpha']):g}", r["size"]))) for r in ok]
+    with_iou = [(r, v) for r, v in points if v is not None]
+    use_iou = bool(with_iou)
+    fig, ax = plt.subplots(figsize=(7, 5))
+    series: dict[tuple[str, str], list[tuple[float, float, str]]] = defaultdict(list)
+    for r, iou in (with_iou if use_iou else points):
+        y = iou if use_iou else number(r, "macs") / 1e9
+        label = f"{r['arch']} a{float(r['alpha']):g} {r['size']}"
+        series[(r["runtime"], r["threads"])].append((number(r, "median_ms"), y, label))
+    for (runtime, threads), pts in sorted(series.items()):
+        pts.sort()
+        ax.scatter([p[0] for p in pts], [p[1] for p in pts], label=f"{runtime} t{threads}", s=18)
+        if use_iou:
+            front, best = [], -math.inf
+            for p in pts:
+                if p[1] > best:
+                    front.append(p)
+                    best = p[1]
+            ax.plot([p[0] for p in front], [p[1] for p in front], alpha=0.6)
+        for x, y, label in pts if len(pts) <= 16 else []:
+            ax.annotate(label, (x, y), fontsize=6, alpha=0.7)
+    ax.set_xlabel("median latency (ms, batch 1)")
+    ax.set_ylabel("validation mIoU (trained runs)" if use_iou else "GMACs (no trained runs)")
+    ax.set_title("speed vs accuracy" if use_iou else "speed vs compute")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = out_dir / "pareto.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
