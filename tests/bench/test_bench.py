@@ -122,3 +122,19 @@ def test_as_list_and_interleaved_timing():
     assert calls == ["a", "b", "a", "b", "b", "a", "a", "b", "b", "a"]  # order rotates
     stats = summarize(samples["a"])
     assert stats["runs"] == 4 and stats["p90_ms"] >= stats["median_ms"] >= 0
+
+
+def test_trained_runs_give_iou_for_the_pareto_plot(tmp_path):
+    from zoo.bench.report import pareto, trained_ious
+
+    run = tmp_path / "checkpoints" / "mobileunet-a0.25-64x64-x"
+    run.mkdir(parents=True)
+    (run / "metrics.json").write_text(json.dumps({"best_val_miou": 0.61, "config": {
+        "model": {"arch": "mobileunet", "alpha": 0.25, "input_size": [64, 64]}}}))
+    (tmp_path / "checkpoints" / "broken").mkdir()
+    (tmp_path / "checkpoints" / "broken" / "metrics.json").write_text("{")
+    ious = trained_ious(tmp_path / "checkpoints")
+    assert ious == {("mobileunet", "0.25", "64"): 0.61}
+    row = {"arch": "mobileunet", "options": "", "alpha": "0.25", "size": "64",
+           "runtime": "tflite", "threads": "1", "median_ms": "1.5", "macs": "8000000"}
+    assert pareto([row], ious, tmp_path).stat().st_size > 0

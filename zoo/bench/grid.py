@@ -17,6 +17,7 @@ measured once per call.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -71,7 +72,8 @@ def _check_runtimes(runtimes: Any) -> list[str]:
 def grid(archs: Any = "mobileunet", alphas: Any = DEFAULT_ALPHAS, sizes: Any = DEFAULT_SIZES,
          runtimes: Any = RUNTIMES, threads: Any = (1, 2), runs: int = 30, warmup: int = 5,
          out: str = "bench_out", num_classes: int = 2, peak_size: int = 2048,
-         checkpoints: str = "checkpoints", report: bool = True, progress: bool = True) -> dict:
+         checkpoints: str = "checkpoints", report: bool = True, progress: bool = True,
+         **options: Any) -> dict:
     """Time the grid, append to OUT/grid.csv, and rewrite the report from the whole CSV.
 
     Args:
@@ -88,6 +90,8 @@ def grid(archs: Any = "mobileunet", alphas: Any = DEFAULT_ALPHAS, sizes: Any = D
         checkpoints: where trained runs' metrics.json give IoU for the Pareto plot.
         report: write grid.json, grid.md and the plots afterwards.
         progress: show a progress bar.
+        **options: model options for every arch, e.g. --upsample resize (kept in the
+            ``options`` column, so variants are separate cells).
 
     Returns {"measured": new rows, "skipped": cells already done, "csv": path, ...}.
     """
@@ -99,11 +103,12 @@ def grid(archs: Any = "mobileunet", alphas: Any = DEFAULT_ALPHAS, sizes: Any = D
     if int(runs) < 1 or int(warmup) < 0:
         raise ConfigError(f"runs must be >= 1 and warmup >= 0, got {runs} and {warmup}")
     out_dir = Path(out)
+    label = options_label(options)
     if "keras" in runtime_names and len(thread_values) > 1:
         # TensorFlow's thread pools are fixed at its first op: one process per thread count.
         for t in thread_values:
             _child(arch_names, alpha_values, size_values, runtime_names, t, runs, warmup, out,
-                   num_classes, peak_size, progress)
+                   num_classes, peak_size, progress, options)
         table = ResultTable(out_dir / "grid.csv", GRID_FIELDS, GRID_KEY)
         result = {"measured": None, "skipped": None, "csv": str(table.path)}
         if report:
@@ -119,8 +124,9 @@ def grid(archs: Any = "mobileunet", alphas: Any = DEFAULT_ALPHAS, sizes: Any = D
     for arch, alpha, size in models:
         for t in thread_values:
             todo = [r for r in runtime_names
-                    if not table.done(cell_key({"arch": arch, "alpha": alpha, "size": size,
-                                                "runtime": r, "threads": t}, GRID_KEY))]
+                    if not table.done(cell_key({"arch": arch, "options": label, "alpha": alpha,
+                                                "size": size, "runtime": r, "threads": t},
+                                               GRID_KEY))]
             skipped += len(runtime_names) - len(todo)
             if todo:
                 pending[(arch, alpha, size, t)] = todo
@@ -141,7 +147,7 @@ def grid(archs: Any = "mobileunet", alphas: Any = DEFAULT_ALPHAS, sizes: Any = D
             continue
         bar.set_postfix_str(f"{arch} a{alpha:g} {size}px")
         rows = _measure_model(arch, alpha, size, cells, runs, warmup, num_classes, peaks,
-                              tf_note, bar)
+                              tf_note, bar, options)
         table.append(rows)
         measured += sum(r["status"] == "ok" for r in rows)
     bar.close()
@@ -153,19 +159,25 @@ def grid(archs: Any = "mobileunet", alphas: Any = DEFAULT_ALPHAS, sizes: Any = D
     return result
 
 
+def options_label(options: dict[str, Any]) -> str:
+    """Model options as one sorted string, e.g. ``upsample=resize`` ("" for none)."""
+    return ",".join(f"{k}={v}" for k, v in sorted(options.items()) if v is not None)
+
+
 def _measure_model(arch, alpha, size, cells, runs, warmup, num_classes, peaks, tf_note,
-                   bar) -> list[dict]:
+                   bar, options) -> list[dict]:
     """Build one model, convert it once per runtime, time each thread count's cell."""
     import keras
 
     from zoo.models import build_model
     from zoo.stats import count_macs, count_params
 
-    base = {"arch": arch, "alpha": alpha, "size": size}
+    base = {"arch": arch, "options": options_label(options), "alpha": alpha, "size": size}
     needed = sorted({r for _, todo in cells for r in todo}, key=RUNTIMES.index)
     keras.backend.clear_session()
     try:
-        model = build_model(arch, alpha=alpha, input_size=size, num_classes=num_classes)
+        model = build_model(arch, alpha=alpha, input_size=size, num_classes=num_classes,
+                            **options)
     except ConfigError as exc:
         bar.update(len(cells))
         return [{**base, "runtime": r, "threads": t, "status": "unsupported", "note": str(exc)}
@@ -183,11 +195,13 @@ def _measure_model(arch, alpha, size, cells, runs, warmup, num_classes, peaks, t
         for t, todo in cells:
             timed = {r: targets[r].runner(t) for r in todo if not targets[r].unavailable}
             samples = time_interleaved(timed, runs, warmup) if timed else {}
+            load1 = os.getloadavg()[0]  # other processes' share of the CPU while timing
             for r in todo:
                 target = targets[r]
                 row = {**base, "runtime": r, "threads": t, "params": params, "macs": macs,
                        "artifact_bytes": target.artifact_bytes,
-                       "xnnpack_partitions": target.details.get("xnnpack_partitions")}
+                       "xnnpack_partitions": target.details.get("xnnpack_partitions"),
+                       "load1": load1}
                 if r not in samples:
                     error = target.unavailable.startswith("error")
                     rows.append({**row, "status": "error" if error else "unavailable",
@@ -222,11 +236,13 @@ def _peaks(thread_values, peak_size: int, out_dir: Path) -> dict[int, float]:
 
 
 def _child(archs, alphas, sizes, runtimes, threads, runs, warmup, out, num_classes, peak_size,
-           progress) -> None:
+           progress, options) -> None:
     args = [sys.executable, "-m", "zoo.bench", "grid", "--archs", ",".join(archs),
             "--alphas", ",".join(f"{a:g}" for a in alphas),
             "--sizes", ",".join(str(s) for s in sizes), "--runtimes", ",".join(runtimes),
             "--threads", str(threads), "--runs", str(runs), "--warmup", str(warmup),
             "--out", str(out), "--num_classes", str(num_classes), "--peak_size", str(peak_size),
             "--noreport", "--progress" if progress else "--noprogress"]
+    for key, value in options.items():
+        args += [f"--{key}", str(value)]
     subprocess.run(args, check=True)

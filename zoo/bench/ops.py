@@ -109,7 +109,7 @@ def prefix_model(model, layers: list, done: int):
 
 def ops(arch: str = "mobileunet", alpha: float = 0.5, size: int = 224, threads: int = 1,
         runs: int = 30, warmup: int = 5, every: int = 1, out: str = "bench_out",
-        num_classes: int = 2, top: int = 10, progress: bool = True) -> dict:
+        num_classes: int = 2, top: int = 10, progress: bool = True, **options: Any) -> dict:
     """Profile one TFLite fp32 model by timed prefixes; print and write the op profile.
 
     Args:
@@ -124,6 +124,7 @@ def ops(arch: str = "mobileunet", alpha: float = 0.5, size: int = 224, threads: 
         num_classes: output classes of the untrained model.
         top: how many segments to print.
         progress: show a progress bar over the conversions.
+        **options: model options, e.g. --upsample resize.
     """
     import keras
     from tqdm import tqdm
@@ -133,7 +134,7 @@ def ops(arch: str = "mobileunet", alpha: float = 0.5, size: int = 224, threads: 
     if int(every) < 1:
         raise ConfigError(f"every must be >= 1, got {every}")
     keras.backend.clear_session()
-    model = build_model(arch, alpha=alpha, input_size=size, num_classes=num_classes)
+    model = build_model(arch, alpha=alpha, input_size=size, num_classes=num_classes, **options)
     units = units_of(model)
     layers = [layer for u in units for layer in u.layers]
     segments = [units[i:i + int(every)] for i in range(0, len(units), int(every))]
@@ -167,8 +168,9 @@ def ops(arch: str = "mobileunet", alpha: float = 0.5, size: int = 224, threads: 
                      "first_layer": seg[0].layers[0].name, "last_layer": seg[-1].layers[-1].name,
                      "macs": seg_macs, "ms": ms, "cumulative_ms": cumulative[k]})
     total = cumulative[-1]
-    result = {"arch": arch, "alpha": alpha, "size": size, "threads": threads, "total_ms": total,
-              "segments": rows, "per_op_ms": dict(per_op), "shares": _shares(per_op, total)}
+    result = {"arch": arch, "options": options, "alpha": alpha, "size": size, "threads": threads,
+              "total_ms": total, "segments": rows, "per_op_ms": dict(per_op),
+              "shares": _shares(per_op, total)}
     _write(result, Path(out), int(top), int(every))
     return result
 
@@ -191,7 +193,8 @@ def _write(result: dict, out: Path, top: int, every: int) -> None:
         writer.writeheader()
         writer.writerows(result["segments"])
     total = result["total_ms"]
-    lines = [f"{result['arch']} alpha {result['alpha']} {result['size']}px, TFLite fp32, "
+    extra = "".join(f" {k}={v}" for k, v in result["options"].items())
+    lines = [f"{result['arch']}{extra} alpha {result['alpha']} {result['size']}px, TFLite fp32, "
              f"{result['threads']} thread(s): {total:.2f} ms (full model median)",
              "", f"top {top} segments (timed prefixes, difference of medians):", "",
              "| # | ops | layers | GMACs | ms | share |", "|---|---|---|---|---|---|"]

@@ -65,12 +65,17 @@ def trained_ious(checkpoints: Path) -> dict[tuple[str, str, str], float]:
     return found
 
 
+def model_name(row: dict) -> str:
+    """The arch with its model options, e.g. ``mobileunet [upsample=resize]``."""
+    return f"{row['arch']} [{row['options']}]" if row.get("options") else row["arch"]
+
+
 def ratios(ok: list[dict]) -> dict[str, dict[str, float]]:
     """Per arch and thread count, the median over cells of tflite-int8 / tflite and of
     tflite / onnx latency (only cells where both were measured)."""
     by_cell: dict[tuple, dict[str, float]] = defaultdict(dict)
     for r in ok:
-        by_cell[(r["arch"], r["alpha"], r["size"], r["threads"])][r["runtime"]] = number(
+        by_cell[(model_name(r), r["alpha"], r["size"], r["threads"])][r["runtime"]] = number(
             r, "median_ms")
     pairs = {"int8/fp32 (tflite)": ("tflite-int8", "tflite"),
              "tflite-fp32/onnxruntime": ("tflite", "onnx"),
@@ -91,7 +96,7 @@ def markdown(rows: list[dict], ratio_table: dict) -> str:
     lines = ["| arch | alpha | size | threads | runtime | median ms | p90 ms | params M | GMACs "
              "| file MB | XNNPACK parts | GFLOP/s | % of matmul peak | note |",
              "|" + "---|" * 14]
-    order = sorted(rows, key=lambda r: (r["arch"], -float(r["alpha"]), -int(r["size"]),
+    order = sorted(rows, key=lambda r: (model_name(r), -float(r["alpha"]), -int(r["size"]),
                                         int(r["threads"]), r["runtime"]))
     for r in order:
         def f(field, scale=1.0, digits=2, r=r):
@@ -99,7 +104,7 @@ def markdown(rows: list[dict], ratio_table: dict) -> str:
             return "" if math.isnan(value) else f"{value / scale:.{digits}f}"
 
         note = r["note"] if r["status"] == "ok" else f"{r['status']}: {r['note']}"
-        lines.append(f"| {r['arch']} | {r['alpha']} | {r['size']} | {r['threads']} | "
+        lines.append(f"| {model_name(r)} | {r['alpha']} | {r['size']} | {r['threads']} | "
                      f"{r['runtime']} | {f('median_ms')} | {f('p90_ms')} | {f('params', 1e6)} | "
                      f"{f('macs', 1e9, 3)} | {f('artifact_bytes', 1e6)} | "
                      f"{r['xnnpack_partitions']} | {f('gflops', 1, 1)} | {f('peak_pct', 1, 1)} | "
@@ -128,10 +133,10 @@ def heatmaps(ok: list[dict], out_dir: Path) -> list[Path]:
         groups[(r["runtime"], r["threads"])].append(r)
     paths = []
     for (runtime, threads), rows in sorted(groups.items()):
-        archs = sorted({r["arch"] for r in rows})
+        archs = sorted({model_name(r) for r in rows})
         fig, axes = plt.subplots(1, len(archs), figsize=(4.5 * len(archs), 3.8), squeeze=False)
         for ax, arch in zip(axes[0], archs, strict=True):
-            mine = [r for r in rows if r["arch"] == arch]
+            mine = [r for r in rows if model_name(r) == arch]
             alphas = sorted({float(r["alpha"]) for r in mine}, reverse=True)
             sizes = sorted({int(r["size"]) for r in mine}, reverse=True)
             grid = [[math.nan] * len(sizes) for _ in alphas]
@@ -170,7 +175,7 @@ def pareto(ok: list[dict], ious: dict, out_dir: Path) -> Path:
     series: dict[tuple[str, str], list[tuple[float, float, str]]] = defaultdict(list)
     for r, iou in (with_iou if use_iou else points):
         y = iou if use_iou else number(r, "macs") / 1e9
-        label = f"{r['arch']} a{float(r['alpha']):g} {r['size']}"
+        label = f"{model_name(r)} a{float(r['alpha']):g} {r['size']}"
         series[(r["runtime"], r["threads"])].append((number(r, "median_ms"), y, label))
     for (runtime, threads), pts in sorted(series.items()):
         pts.sort()

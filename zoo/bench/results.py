@@ -3,7 +3,7 @@
 Example::
 
     table = ResultTable(Path("bench_out/grid.csv"), GRID_FIELDS, key=GRID_KEY)
-    table.done(("mobileunet", "0.5", "224", "tflite", "2"))   # measured already?
+    table.done(("mobileunet", "", "0.5", "224", "tflite", "2"))   # measured already?
     table.append([{...}, {...}])                               # flushed to disk at once
 
 A row counts as done when its status is ``ok``, ``unavailable`` or ``unsupported``; an
@@ -20,10 +20,10 @@ from typing import Any
 
 from zoo.errors import ConfigError
 
-GRID_KEY = ("arch", "alpha", "size", "runtime", "threads")
+GRID_KEY = ("arch", "options", "alpha", "size", "runtime", "threads")
 GRID_FIELDS = (*GRID_KEY, "status", "median_ms", "p90_ms", "mean_ms", "min_ms", "runs", "params",
                "macs", "artifact_bytes", "xnnpack_partitions", "gflops", "peak_gflops",
-               "peak_pct", "note")
+               "peak_pct", "load1", "note")
 DONE_STATUSES = ("ok", "unavailable", "unsupported")
 
 
