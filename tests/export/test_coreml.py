@@ -89,7 +89,7 @@ def test_metadata_labels_and_xcode_preview(tmp_path):
     assert json.loads(meta["com.apple.coreml.model.preview.params"]) == {
         "labels": ["c0", "c1", "c2"]}
     assert meta["arch"] == "mobileunet" and meta["input_size"] == "64x96"
-    assert meta["run_id"] == "test-run" and json.loads(meta["classes"]) == ["c0", "c1", "c2"]
+    assert meta["run_id"] == "test-run" and json.loads(meta["class_names"]) == ["c0", "c1", "c2"]
     assert ml.author and ml.license and ml.short_description and ml.version
     spec = ml.get_spec()
     assert spec.description.input[0].type.WhichOneof("Type") == "imageType"

@@ -12,6 +12,8 @@ from zoo.cli import run
 from zoo.errors import ConfigError, ZooError
 from zoo.export import FORMATS
 from zoo.export.exporter import export, export_command
+from zoo.export.manifest import sha256_file
+from zoo.export.tflite import read_metadata
 
 
 def tree_digest(path):
@@ -41,9 +43,13 @@ def test_every_format_converts_runs_and_passes(trained_run, tmp_path):
     assert set(entries) == set(FORMATS.list())
     for fmt, entry in entries.items():
         path = out / entry["file"]
-        assert entry["passed"] and path.is_file(), fmt
-        assert entry["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest(), fmt
-        assert entry["bytes"] == path.stat().st_size
+        assert entry["passed"] and path.exists(), fmt
+        if fmt == "coreml":  # an .mlpackage folder: hashed over its files
+            assert path.is_dir() and entry["sha256"] == sha256_file(path)
+            assert entry["bytes"] == sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+        else:
+            assert entry["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest(), fmt
+            assert entry["bytes"] == path.stat().st_size
         v = entry["validation"]
         assert v["images"] == 4 and 0.0 <= v["miou"] <= 1.0 and v["latency_ms"] > 0
         assert entry["output"]["shape"] == [1, 64, 64, 2]
@@ -69,6 +75,9 @@ def test_every_format_converts_runs_and_passes(trained_run, tmp_path):
     assert props["arch"] == "mobileunet" and props["input_size"] == "64x64"
     assert json.loads(props["class_names"]) == result.manifest["run"]["classes"]
     assert props["run_id"] == run_dir.name
+    for fmt in ("tflite", "tflite-fp16", "tflite-dynamic", "tflite-int8", "edgetpu"):
+        meta = read_metadata(out / entries[fmt]["file"])
+        assert meta == props, fmt  # the same metadata inside every TFLite file
 
 
 def test_int8_io_and_newest_run_default(trained_run, tmp_path, monkeypatch):

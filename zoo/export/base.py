@@ -214,6 +214,22 @@ class ExportContext:
     cache: dict[Any, Any] = field(default_factory=dict)
     calibration_sha256: str | None = None
 
+    def metadata(self) -> dict[str, str]:
+        """What an app needs to feed the model and read its output; every format embeds it
+        (ONNX metadata_props, TFLite metadata buffer, Core ML user_defined_metadata)."""
+        import json
+
+        h, w = self.input_size
+        return {
+            "arch": self.arch,
+            "alpha": f"{self.alpha:g}",
+            "input_size": f"{h}x{w}",
+            "input_layout": "NHWC",
+            "normalization": "RGB 0..255, scaled inside",
+            "class_names": json.dumps(self.class_names),
+            "run_id": self.run_id,
+        }
+
     def calibration_images(self, count: int) -> np.ndarray:
         key = ("calibration", count)
         if key not in self.cache:

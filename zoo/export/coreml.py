@@ -140,10 +140,8 @@ def _describe(mlmodel, options: CoreMLOptions, context: ExportContext) -> None:
         f"class index per pixel (1, {h}, {w})" if options.output == "labels"
         else f"class logits per pixel (1, {h}, {w}, {len(context.class_names)}), NHWC")
     meta = mlmodel.user_defined_metadata
-    meta.update({"arch": context.arch, "alpha": f"{context.alpha:g}",
-                 "input_size": f"{h}x{w}", "run_id": context.run_id,
-                 "classes": json.dumps(context.class_names),
-                 "normalization": "RGB 0..255, scaled inside the model"})
+    meta.update(context.metadata())
+    meta["input_layout"] = "image (pixel buffer)"
     meta["com.apple.coreml.model.preview.type"] = "imageSegmenter"
     meta["com.apple.coreml.model.preview.params"] = json.dumps({"labels": context.class_names})
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from zoo.errors import ConfigError
 from zoo.export.base import Artifact, ExportContext, LiteRTRunner, register_format, tflite_ops
-from zoo.export.tflite import Int8Options, int8_bytes
+from zoo.export.tflite import Int8Options, int8_bytes, with_metadata
 
 # Coral's supported-operations table, as TFLite builtin op names.
 SUPPORTED_OPS = frozenset({
@@ -152,7 +152,7 @@ def convert(model, out_path: Path, options: EdgeTPUOptions, context: ExportConte
     """The full-integer model (shared with tflite-int8), its op report and, when possible, the
     compiled model."""
     data = int8_bytes(model, Int8Options(options.io, options.calibration_images), context)
-    out_path.write_bytes(data)
+    out_path.write_bytes(with_metadata(data, context.metadata()))
     runner = LiteRTRunner(out_path)
     report = op_report(out_path)
     compiler = compile_with_edgetpu_compiler(out_path, context.scratch)

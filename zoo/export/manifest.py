@@ -111,7 +111,8 @@ def report_table(manifest: dict) -> str:
             "| latency | status |", "|---|---|---|---|---|---|---|---|---|---|"]
     for e in manifest["artifacts"]:
         v = e["validation"]
-        status = "pass" if e["passed"] else f"{e.get('status', 'failed').upper()}: {e['reason']}"
+        label = "NOT RUN" if e.get("status") == "not run" else "FAIL"
+        status = "pass" if e["passed"] else f"{label}: {e['reason']}"
         rows.append(
             f"| {e['format']} | {e['file']} | {e['bytes'] / 1e6:.2f} MB | {v['miou']:.4f} | "
             f"{v['miou_drop_pt']:+.2f} | {v['agreement_pct']:.3f}% | {v['iou_vs_keras']:.4f} | "

@@ -11,7 +11,6 @@ graph), batch 1, as CONVERSION-NOTES measured (max diff <= 1e-7).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,20 +27,6 @@ class OnnxOptions:
     def __post_init__(self):
         if not 13 <= int(self.opset) <= 18:
             raise ConfigError(f"opset must be between 13 and 18, got {self.opset}")
-
-
-def metadata(context: ExportContext) -> dict[str, str]:
-    """What an app needs to feed the model and read its output, as ONNX metadata_props."""
-    h, w = context.input_size
-    return {
-        "arch": context.arch,
-        "alpha": f"{context.alpha:g}",
-        "input_size": f"{h}x{w}",
-        "input_layout": "NHWC",
-        "normalization": "RGB 0..255, scaled inside",
-        "class_names": json.dumps(context.class_names),
-        "run_id": context.run_id,
-    }
 
 
 def _tensor_info(value) -> TensorInfo:
@@ -63,9 +48,9 @@ def convert(model, out_path: Path, options: OnnxOptions, context: ExportContext)
     proto, _ = tf2onnx.convert.from_keras(
         model, input_signature=[tf.TensorSpec([1, h, w, 3], tf.float32, name="image")],
         opset=int(options.opset))
-    onnx.helper.set_model_props(proto, metadata(context))
+    onnx.helper.set_model_props(proto, context.metadata())
     onnx.save(proto, str(out_path))
     ops = [node.op_type for node in proto.graph.node]
     return Artifact("onnx", out_path, "onnxruntime", _tensor_info(proto.graph.input[0]),
                     _tensor_info(proto.graph.output[0]), ops=ops,
-                    details={"opset": int(options.opset), "metadata": metadata(context)})
+                    details={"opset": int(options.opset), "metadata": context.metadata()})

@@ -68,8 +68,47 @@ def _converter(model, context: ExportContext):
     return tf.lite.TFLiteConverter.from_saved_model(str(saved_model(model, context)))
 
 
-def _artifact(fmt: str, data: bytes, out_path: Path, details: dict | None = None) -> Artifact:
-    out_path.write_bytes(data)
+METADATA_NAME = "mobileseg_zoo"
+
+
+def with_metadata(data: bytes, meta: dict[str, str]) -> bytes:
+    """`data` (a .tflite flatbuffer) with `meta` as a JSON metadata buffer named
+    ``mobileseg_zoo``: input size, normalization, class names, arch, alpha and run id travel
+    inside the file. (MediaPipe's ImageSegmenter wants its own TFLITE_METADATA schema, whose
+    writer cannot share this environment; see CONVERSION-NOTES.)"""
+    import json
+
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(data))
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), np.uint8)
+    model.buffers.append(buffer)
+    entry = schema.MetadataT()
+    entry.name = METADATA_NAME
+    entry.buffer = len(model.buffers) - 1
+    model.metadata = [*(model.metadata or []), entry]
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def read_metadata(path: Path) -> dict[str, str]:
+    """The zoo's metadata embedded in a .tflite file ({} when there is none)."""
+    import json
+
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model(str(path))
+    for entry in model.metadata or []:
+        name = entry.name.decode() if isinstance(entry.name, bytes) else entry.name
+        if name == METADATA_NAME:
+            return json.loads(bytes(model.buffers[entry.buffer].data).decode())
+    return {}
+
+
+def _artifact(fmt: str, data: bytes, out_path: Path, context: ExportContext,
+              details: dict | None = None) -> Artifact:
+    out_path.write_bytes(with_metadata(data, context.metadata()))
     runner = LiteRTRunner(out_path)
     details = {**(details or {}), "xnnpack_partitions": runner.xnnpack_partitions()}
     return Artifact(fmt, out_path, "litert", runner.input_info, runner.output_info,
@@ -80,7 +119,7 @@ def _artifact(fmt: str, data: bytes, out_path: Path, details: dict | None = None
 def convert_float32(model, out_path: Path, options: FloatOptions, context: ExportContext
                     ) -> Artifact:
     """float32 weights and activations."""
-    return _artifact("tflite", _converter(model, context).convert(), out_path)
+    return _artifact("tflite", _converter(model, context).convert(), out_path, context)
 
 
 @register_format("tflite-fp16", FloatOptions, suffix=".fp16.tflite")
@@ -92,7 +131,7 @@ def convert_float16(model, out_path: Path, options: FloatOptions, context: Expor
     converter = _converter(model, context)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.target_spec.supported_types = [tf.float16]
-    return _artifact("tflite-fp16", converter.convert(), out_path)
+    return _artifact("tflite-fp16", converter.convert(), out_path, context)
 
 
 @register_format("tflite-dynamic", FloatOptions, suffix=".dynamic.tflite")
@@ -103,7 +142,7 @@ def convert_dynamic(model, out_path: Path, options: FloatOptions, context: Expor
 
     converter = _converter(model, context)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    return _artifact("tflite-dynamic", converter.convert(), out_path)
+    return _artifact("tflite-dynamic", converter.convert(), out_path, context)
 
 
 def int8_bytes(model, options: Int8Options, context: ExportContext) -> bytes:
@@ -137,6 +176,6 @@ def int8_bytes(model, options: Int8Options, context: ExportContext) -> bytes:
 def convert_int8(model, out_path: Path, options: Int8Options, context: ExportContext
                  ) -> Artifact:
     """Full-integer int8 (TFLITE_BUILTINS_INT8) with uint8, int8 or float I/O."""
-    return _artifact("tflite-int8", int8_bytes(model, options, context), out_path,
+    return _artifact("tflite-int8", int8_bytes(model, options, context), out_path, context,
                      {"io": options.io, "calibration_images": int(options.calibration_images),
                       "calibration_sha256": context.calibration_sha256})

@@ -14,6 +14,7 @@ from typing import Any
 
 import keras
 
+from zoo.errors import ConfigError
 from zoo.registry import Registry
 
 HEADS = Registry("head")
@@ -42,6 +43,15 @@ def register_head(name: str, *, options: tuple[str, ...] = (), paper: str = "") 
 def tap_stride(tap: str) -> int:
     """Stride of a tap name: ``"P3"`` -> 8."""
     return 2 ** int(tap[1:])
+
+
+def check_deep_and_low(taps: dict, deep: tuple[str, str], low: tuple[str, str]) -> None:
+    """Both taps exist and the low-level one is shallower: ``deep=("aspp_tap", "P5")``."""
+    for arg, tap in (deep, low):
+        if tap not in taps:
+            raise ConfigError(f"{arg} must be one of {', '.join(taps)}, got {tap!r}")
+    if tap_stride(low[1]) >= tap_stride(deep[1]):
+        raise ConfigError(f"{low[0]} {low[1]} must be shallower than {deep[0]} {deep[1]}")
 
 
 def conv_bn_relu(x, filters: int, name: str, kernel_size: int = 1, relu6: bool = False):

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import keras
 
-from zoo.errors import ConfigError
 from zoo.heads.base import (
+    check_deep_and_low,
     classifier,
     conv_bn_relu,
     register_head,
@@ -36,11 +36,7 @@ def deeplabv3plus(taps: dict, num_classes: int, aspp_tap: str = "P5", low_tap: s
                   filters: int = 256, low_filters: int = 48,
                   rates: tuple[int, ...] = (6, 12, 18)):
     """ASPP on `aspp_tap` + decoder on `low_tap`; logits at the low tap's stride."""
-    for arg, tap in (("aspp_tap", aspp_tap), ("low_tap", low_tap)):
-        if tap not in taps:
-            raise ConfigError(f"{arg} must be one of {', '.join(taps)}, got {tap!r}")
-    if tap_stride(low_tap) >= tap_stride(aspp_tap):
-        raise ConfigError(f"low_tap {low_tap} must be shallower than aspp_tap {aspp_tap}")
+    check_deep_and_low(taps, ("aspp_tap", aspp_tap), ("low_tap", low_tap))
     x = taps[aspp_tap]
     scale = 16 / tap_stride(aspp_tap)
     branches = [conv_bn_relu(x, filters, "aspp_b0")]

@@ -10,8 +10,13 @@ from __future__ import annotations
 
 import keras
 
-from zoo.errors import ConfigError
-from zoo.heads.base import classifier, conv_bn_relu, register_head, tap_stride
+from zoo.heads.base import (
+    check_deep_and_low,
+    classifier,
+    conv_bn_relu,
+    register_head,
+    tap_stride,
+)
 
 
 @register_head("lraspp", options=("high_tap", "low_tap", "filters"),
@@ -19,11 +24,7 @@ from zoo.heads.base import classifier, conv_bn_relu, register_head, tap_stride
 def lraspp(taps: dict, num_classes: int, high_tap: str = "P5", low_tap: str = "P3",
            filters: int = 128):
     """LR-ASPP on `high_tap` with a `low_tap` skip; logits at the low tap's stride."""
-    for arg, tap in (("high_tap", high_tap), ("low_tap", low_tap)):
-        if tap not in taps:
-            raise ConfigError(f"{arg} must be one of {', '.join(taps)}, got {tap!r}")
-    if tap_stride(low_tap) >= tap_stride(high_tap):
-        raise ConfigError(f"low_tap {low_tap} must be shallower than high_tap {high_tap}")
+    check_deep_and_low(taps, ("high_tap", high_tap), ("low_tap", low_tap))
     high = taps[high_tap]
     x = conv_bn_relu(high, filters, "lraspp_cbr")
     gate = keras.layers.GlobalAveragePooling2D(keepdims=True, name="lraspp_pool")(high)
