@@ -13,7 +13,24 @@ separate input-pipeline benchmark.
 
 from __future__ import annotations
 
+import functools
+import json
+
 from zoo.cli import run
+
+
+def _quiet(fn, show=()):
+    """`fn` for the CLI: the command prints its own figures; of its result only the `show`
+    keys are printed (fire would print every row)."""
+
+    @functools.wraps(fn)
+    def command(*args, **kwargs):
+        result = fn(*args, **kwargs)
+        for key in show:
+            if key in result:
+                print(f"{key}: {json.dumps(result[key])}")
+
+    return command
 
 
 def main() -> None:
@@ -21,7 +38,8 @@ def main() -> None:
     from zoo.bench.ops import ops
     from zoo.bench.split import split
 
-    run({"grid": grid, "split": split, "ops": ops}, name="python -m zoo.bench")
+    run({"grid": _quiet(grid, ("measured", "skipped", "peaks", "csv", "markdown", "plots")),
+         "split": _quiet(split), "ops": _quiet(ops)}, name="python -m zoo.bench")
 
 
 if __name__ == "__main__":

@@ -115,6 +115,7 @@ def grid(archs: Any = "mobileunet", alphas: Any = DEFAULT_ALPHAS, sizes: Any = D
             from zoo.bench.report import write_grid_report
 
             result.update(write_grid_report(table.latest(), out_dir, checkpoints))
+            print(Path(result["markdown"]).read_text())
         return result
 
     table = ResultTable(out_dir / "grid.csv", GRID_FIELDS, GRID_KEY)
@@ -156,6 +157,7 @@ def grid(archs: Any = "mobileunet", alphas: Any = DEFAULT_ALPHAS, sizes: Any = D
         from zoo.bench.report import write_grid_report
 
         result.update(write_grid_report(table.latest(), out_dir, checkpoints))
+        print(Path(result["markdown"]).read_text())
     return result
 
 
