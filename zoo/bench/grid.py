@@ -232,7 +232,8 @@ def _peaks(thread_values, peak_size: int, out_dir: Path) -> dict[int, float]:
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "peak.json"
     history = json.loads(path.read_text()) if path.is_file() else []
-    history.append({"size": int(peak_size), "gflops": {str(k): v for k, v in peaks.items()}})
+    history.append({"size": int(peak_size), "gflops": {str(k): v for k, v in peaks.items()},
+                    "load1": os.getloadavg()[0]})
     path.write_text(json.dumps(history, indent=2))
     return peaks
 

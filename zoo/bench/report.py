@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import platform
 from collections import defaultdict
 from pathlib import Path
@@ -31,7 +32,7 @@ def write_grid_report(rows: list[dict], out_dir: Path, checkpoints: str | Path =
     ious = trained_ious(Path(checkpoints))
     peak_path = out_dir / "peak.json"
     payload = {"machine": {"platform": platform.platform(), "processor": platform.processor(),
-                           "cpus": _cpus()},
+                           "cpus": _cpus(), "load1_now": _load()},
                "peaks": json.loads(peak_path.read_text()) if peak_path.is_file() else [],
                "ratios": ratios(ok), "rows": rows}
     (out_dir / "grid.json").write_text(json.dumps(payload, indent=2))
@@ -42,9 +43,11 @@ def write_grid_report(rows: list[dict], out_dir: Path, checkpoints: str | Path =
 
 
 def _cpus() -> int | None:
-    import os
-
     return os.cpu_count()
+
+
+def _load() -> float:
+    return os.getloadavg()[0]
 
 
 def trained_ious(checkpoints: Path) -> dict[tuple[str, str, str], float]:
