@@ -150,7 +150,8 @@ def heatmaps(ok: list[dict], out_dir: Path) -> list[Path]:
             for i, row in enumerate(grid):
                 for j, value in enumerate(row):
                     if not math.isnan(value):
-                        ax.text(j, i, f"{value:.1f}", ha="center", va="center", color="white",
+                        text = f"{value:.2f}" if value < 10 else f"{value:.1f}"
+                        ax.text(j, i, text, ha="center", va="center", color="white",
                                 fontsize=8)
             ax.set_xticks(range(len(sizes)), [str(s) for s in sizes])
             ax.set_yticks(range(len(alphas)), [f"{a:g}" for a in alphas])
