@@ -100,8 +100,17 @@ def test_ops_profile_by_prefixes(tmp_path):
     assert sum(r["ms"] for r in result["segments"]) == pytest.approx(result["total_ms"])
     assert {"TRANSPOSE_CONV", "DEPTHWISE_CONV_2D", "RESIZE_BILINEAR"} <= set(result["per_op_ms"])
     assert all(math.isfinite(v) for v in result["shares"].values())
-    assert (tmp_path / "ops.csv").is_file() and "transposed conv" in (
-        tmp_path / "ops.md").read_text()
+    assert (tmp_path / "ops_tflite.csv").is_file() and "transposed conv" in (
+        tmp_path / "ops_tflite.md").read_text()
+
+
+def test_ops_profile_from_onnxruntime(tmp_path):
+    result = ops(arch="mobileunet", alpha=0.25, size=64, threads=1, runs=3, warmup=1,
+                 runtime="onnx", out=str(tmp_path), progress=False)
+    assert result["total_ms"] > 0 and all(r["ms"] >= 0 for r in result["segments"])
+    assert {"TRANSPOSE_CONV", "DEPTHWISE_CONV_2D", "CONV_2D 1x1"} <= set(result["per_op_ms"])
+    assert 0 < result["shares"]["depthwise_conv"] < 1
+    assert (tmp_path / "ops_onnx.csv").is_file() and (tmp_path / "ops_onnx.md").is_file()
 
 
 def test_bad_arguments_are_config_errors(tmp_path):

@@ -3,6 +3,7 @@
 Example::
 
     python -m zoo.bench ops --arch mobileunet --alpha 0.5 --size 224 --threads 1 --runs 30
+    python -m zoo.bench ops --arch mobileunet --alpha 0.5 --size 224 --runtime onnx
 
 ai_edge_litert 2.3's Python interpreter exposes no op profiler, so this times sub-models: the
 Keras graph is cut into units (a multiplying, resizing or merging layer plus the BatchNorm and
@@ -13,8 +14,10 @@ consecutive prefix medians (noisy for small units: a unit can come out slightly 
 With ``--every N`` N units form one segment (fewer conversions); a segment's time is then
 shared among its op types in proportion to their MACs, as the printout says.
 
-Writes ``OUT/ops.csv`` and ``OUT/ops.md``; prints the top segments, the time per TFLite op
-type, and the shares of TRANSPOSE_CONV vs RESIZE_* and DEPTHWISE_CONV_2D vs CONV_2D.
+Writes ``OUT/ops_tflite.csv`` and ``.md``; prints the top segments, the time per TFLite op
+type, and the shares of TRANSPOSE_CONV vs RESIZE_* and DEPTHWISE_CONV_2D vs CONV_2D. With
+``--runtime onnx`` the same table comes from onnxruntime's profiler (`zoo.bench.ops_onnx`), so
+the two runtimes can be compared op type by op type.
 """
 
 from __future__ import annotations
@@ -108,71 +111,99 @@ def prefix_model(model, layers: list, done: int):
 
 
 def ops(arch: str = "mobileunet", alpha: float = 0.5, size: int = 224, threads: int = 1,
-        runs: int = 30, warmup: int = 5, every: int = 1, out: str = "bench_out",
-        num_classes: int = 2, top: int = 10, progress: bool = True, **options: Any) -> dict:
-    """Profile one TFLite fp32 model by timed prefixes; print and write the op profile.
+        runs: int = 30, warmup: int = 5, every: int = 1, runtime: str = "tflite",
+        out: str = "bench_out", num_classes: int = 2, top: int = 10, progress: bool = True,
+        **options: Any) -> dict:
+    """Profile one model per op; print and write OUT/ops_RUNTIME.csv and .md.
 
     Args:
         arch: a named arch.
         alpha: width multiplier.
         size: square input size (multiple of 32).
-        threads: LiteRT threads.
-        runs: timed runs per prefix (round-robin over all prefixes).
+        threads: runtime threads.
+        runs: timed runs (TFLite: per prefix, round-robin over all prefixes).
         warmup: untimed runs first.
-        every: units per segment (1: one conversion per unit, the finest profile).
+        every: TFLite: units per segment (1: one conversion per unit, the finest profile).
+        runtime: tflite (timed prefixes) or onnx (onnxruntime's profiler,
+            `zoo.bench.ops_onnx`), to compare where each spends its time.
         out: output folder.
         num_classes: output classes of the untrained model.
-        top: how many segments to print.
+        top: how many segments or nodes to print.
         progress: show a progress bar over the conversions.
         **options: model options, e.g. --upsample resize.
     """
     import keras
-    from tqdm import tqdm
 
     from zoo.models import build_model
 
     if int(every) < 1:
         raise ConfigError(f"every must be >= 1, got {every}")
+    if runtime not in ("tflite", "onnx"):
+        raise ConfigError(f"ops: runtime must be tflite or onnx, got {runtime!r}")
     keras.backend.clear_session()
     model = build_model(arch, alpha=alpha, input_size=size, num_classes=num_classes, **options)
+    with tempfile.TemporaryDirectory(prefix="zoo-ops-") as tmp:
+        context = bench_context(arch, alpha, (size, size), num_classes, Path(tmp) / "scratch")
+        if runtime == "tflite":
+            rows, total = _tflite_segments(model, context, Path(tmp), int(threads), runs, warmup,
+                                           int(every), progress)
+        else:
+            rows, total = _onnx_nodes(model, context, Path(tmp), int(threads), runs, warmup)
+    per_op: dict[str, float] = defaultdict(float)
+    for row in rows:
+        for op, ms in row.pop("per_op").items():
+            per_op[op] += ms
+    result = {"arch": arch, "options": options, "alpha": alpha, "size": size, "threads": threads,
+              "runtime": runtime, "total_ms": total, "segments": rows,
+              "per_op_ms": dict(per_op), "shares": _shares(per_op, total)}
+    _write(result, Path(out), int(top), int(every))
+    return result
+
+
+def _tflite_segments(model, context, folder: Path, threads: int, runs: int, warmup: int,
+                     every: int, progress: bool) -> tuple[list[dict], float]:
+    """Timed prefixes: one row per segment of `every` units; total = full model median."""
+    from tqdm import tqdm
+
     units = units_of(model)
     layers = [layer for u in units for layer in u.layers]
-    segments = [units[i:i + int(every)] for i in range(0, len(units), int(every))]
-    ends = []
-    count = 0
+    segments = [units[i:i + every] for i in range(0, len(units), every)]
+    ends, count = [], 0
     for seg in segments:
         count += sum(len(u.layers) for u in seg)
         ends.append(count)
-
-    with tempfile.TemporaryDirectory(prefix="zoo-ops-") as tmp:
-        context = bench_context(arch, alpha, (size, size), num_classes, Path(tmp) / "scratch")
-        runners = {}
-        for k, end in enumerate(tqdm(ends, desc="bench ops: converting prefixes", unit="model",
-                                     disable=not progress)):
-            sub = model if end == len(layers) else prefix_model(model, layers, end)
-            target = prepare(sub, "tflite", Path(tmp), context, stem=f"prefix_{k:03d}")
-            runners[k] = target.runner(int(threads))
-        samples = time_interleaved(runners, runs, warmup)
+    runners = {}
+    for k, end in enumerate(tqdm(ends, desc="bench ops: converting prefixes", unit="model",
+                                 disable=not progress)):
+        sub = model if end == len(layers) else prefix_model(model, layers, end)
+        runners[k] = prepare(sub, "tflite", folder, context, stem=f"prefix_{k:03d}").runner(
+            threads)
+    samples = time_interleaved(runners, runs, warmup)
     cumulative = [summarize(samples[k])["median_ms"] for k in range(len(ends))]
-
-    rows, per_op = [], defaultdict(float)
-    previous = 0.0
+    rows, previous = [], 0.0
     for k, seg in enumerate(segments):
-        ms = cumulative[k] - previous
-        previous = cumulative[k]
+        ms, previous = cumulative[k] - previous, cumulative[k]
         seg_macs = sum(u.macs for u in seg)
+        per_op: dict[str, float] = defaultdict(float)
         for u in seg:
             share = (u.macs / seg_macs if seg_macs else 1 / len(seg)) if len(seg) > 1 else 1.0
             per_op[u.op] += ms * share
         rows.append({"segment": k, "ops": "+".join(u.op for u in seg),
-                     "first_layer": seg[0].layers[0].name, "last_layer": seg[-1].layers[-1].name,
-                     "macs": seg_macs, "ms": ms, "cumulative_ms": cumulative[k]})
-    total = cumulative[-1]
-    result = {"arch": arch, "options": options, "alpha": alpha, "size": size, "threads": threads,
-              "total_ms": total, "segments": rows, "per_op_ms": dict(per_op),
-              "shares": _shares(per_op, total)}
-    _write(result, Path(out), int(top), int(every))
-    return result
+                     "layers": f"{seg[0].layers[0].name}..{seg[-1].layers[-1].name}",
+                     "macs": seg_macs, "ms": ms, "per_op": dict(per_op)})
+    return rows, cumulative[-1]
+
+
+def _onnx_nodes(model, context, folder: Path, threads: int, runs: int, warmup: int
+                ) -> tuple[list[dict], float]:
+    """onnxruntime's profiler: one row per executed node; total = sum of node times."""
+    from zoo.bench.ops_onnx import onnx_node_times
+
+    artifact = prepare(model, "onnx", folder, context).artifact
+    nodes = onnx_node_times(artifact.path, threads, runs, warmup)
+    rows = [{"segment": i, "ops": n["op"], "layers": n["node"], "macs": "", "ms": n["ms"],
+             "per_op": {n["op"]: n["ms"]}} for i, n in enumerate(nodes)]
+    return rows, sum(n["ms"] for n in nodes)
 
 
 def _shares(per_op: dict[str, float], total: float) -> dict[str, float]:
@@ -188,28 +219,32 @@ def _shares(per_op: dict[str, float], total: float) -> dict[str, float]:
 
 def _write(result: dict, out: Path, top: int, every: int) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    with (out / "ops.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, list(result["segments"][0]))
+    stem = f"ops_{result['runtime']}"
+    with (out / f"{stem}.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, ["segment", "ops", "layers", "macs", "ms"])
         writer.writeheader()
         writer.writerows(result["segments"])
     total = result["total_ms"]
     extra = "".join(f" {k}={v}" for k, v in result["options"].items())
-    lines = [f"{result['arch']}{extra} alpha {result['alpha']} {result['size']}px, TFLite fp32, "
-             f"{result['threads']} thread(s): {total:.2f} ms (full model median)",
-             "", f"top {top} segments (timed prefixes, difference of medians):", "",
-             "| # | ops | layers | GMACs | ms | share |", "|---|---|---|---|---|---|"]
+    tflite = result["runtime"] == "tflite"
+    how = ("TFLite fp32 (timed prefixes, difference of medians; total = full model median)"
+           if tflite else "onnxruntime (its profiler; total = sum of node times)")
+    lines = [f"{result['arch']}{extra} alpha {result['alpha']} {result['size']}px, {how}, "
+             f"{result['threads']} thread(s): {total:.2f} ms", "",
+             f"top {top} {'segments' if tflite else 'nodes'}:", "",
+             "| # | ops | layers | ms | share |", "|---|---|---|---|---|"]
     for r in sorted(result["segments"], key=lambda r: -r["ms"])[:top]:
-        lines.append(f"| {r['segment']} | {r['ops']} | {r['first_layer']}..{r['last_layer']} | "
-                     f"{r['macs'] / 1e9:.4f} | {r['ms']:.2f} | {100 * r['ms'] / total:.1f} % |")
+        lines.append(f"| {r['segment']} | {r['ops']} | {r['layers']} | {r['ms']:.3f} | "
+                     f"{100 * r['ms'] / total:.1f} % |")
     lines += ["", "time per op type" + (" (segments of several units shared by MACs)"
-                                       if every > 1 else "") + ":", "",
+                                       if tflite and every > 1 else "") + ":", "",
               "| op | ms | share |", "|---|---|---|"]
     for op, ms in sorted(result["per_op_ms"].items(), key=lambda kv: -kv[1]):
-        lines.append(f"| {op} | {ms:.2f} | {100 * ms / total:.1f} % |")
+        lines.append(f"| {op} | {ms:.3f} | {100 * ms / total:.1f} % |")
     s = result["shares"]
     lines += ["", f"transposed conv {100 * s['transpose_conv']:.1f} % vs resize "
               f"{100 * s['resize']:.1f} %; depthwise conv {100 * s['depthwise_conv']:.1f} % vs "
               f"regular conv {100 * s['regular_conv']:.1f} % (1x1: {100 * s['conv_1x1']:.1f} %)"]
     text = "\n".join(lines) + "\n"
-    (out / "ops.md").write_text(text)
+    (out / f"{stem}.md").write_text(text)
     print(text)
