@@ -31,15 +31,40 @@ def write_grid_report(rows: list[dict], out_dir: Path, checkpoints: str | Path =
     ok = [r for r in rows if r["status"] == "ok"]
     ious = trained_ious(Path(checkpoints))
     peak_path = out_dir / "peak.json"
-    payload = {"machine": {"platform": platform.platform(), "processor": platform.processor(),
+    payload = {"machine": {"platform": platform.platform(), "processor": _cpu_model(),
                            "cpus": _cpus(), "load1_now": _load()},
                "peaks": json.loads(peak_path.read_text()) if peak_path.is_file() else [],
                "ratios": ratios(ok), "rows": rows}
     (out_dir / "grid.json").write_text(json.dumps(payload, indent=2))
-    (out_dir / "grid.md").write_text(markdown(rows, payload["ratios"]))
+    (out_dir / "grid.md").write_text(_header(payload) + markdown(rows, payload["ratios"]))
     plots = heatmaps(ok, out_dir) + [pareto(ok, ious, out_dir)] if ok else []
     return {"json": str(out_dir / "grid.json"), "markdown": str(out_dir / "grid.md"),
             "plots": [str(p) for p in plots]}
+
+
+def _header(payload: dict) -> str:
+    """What the figures were measured on and how, above the table."""
+    machine = payload["machine"]
+    peaks = "; ".join(f"{', '.join(f'{t} thread(s) {g:.0f}' for t, g in p['gflops'].items())} "
+                      f"GFLOP/s (sgemm {p['size']}^2, load {p.get('load1', float('nan')):.1f})"
+                      for p in payload["peaks"][-3:])
+    return (f"Batch 1, untrained weights, median of the timed runs after warm-up, runtimes timed "
+            f"round-robin within each cell. TFLite: LiteRT with its default XNNPACK delegate; "
+            f"onnxruntime: CPU provider, intra-op spinning off; keras: tf.function. "
+            f"Machine: {machine['processor'] or machine['platform']}, {machine['cpus']} CPUs. "
+            f"Matmul peak (numpy): {peaks or 'not measured'}. The load1 column is the 1-minute "
+            f"load average while a cell ran (> threads means other processes shared the CPU)."
+            "\n\n")
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
 
 
 def _cpus() -> int | None:
@@ -97,8 +122,8 @@ def ratios(ok: list[dict]) -> dict[str, dict[str, float]]:
 def markdown(rows: list[dict], ratio_table: dict) -> str:
     """The grid as a markdown table (every row, incl. unavailable ones), then the ratios."""
     lines = ["| arch | alpha | size | threads | runtime | median ms | p90 ms | params M | GMACs "
-             "| file MB | XNNPACK parts | GFLOP/s | % of matmul peak | note |",
-             "|" + "---|" * 14]
+             "| file MB | XNNPACK parts | GFLOP/s | % of matmul peak | load1 | note |",
+             "|" + "---|" * 15]
     order = sorted(rows, key=lambda r: (model_name(r), -float(r["alpha"]), -int(r["size"]),
                                         int(r["threads"]), r["runtime"]))
     for r in order:
@@ -111,7 +136,7 @@ def markdown(rows: list[dict], ratio_table: dict) -> str:
                      f"{r['runtime']} | {f('median_ms')} | {f('p90_ms')} | {f('params', 1e6)} | "
                      f"{f('macs', 1e9, 3)} | {f('artifact_bytes', 1e6)} | "
                      f"{r['xnnpack_partitions']} | {f('gflops', 1, 1)} | {f('peak_pct', 1, 1)} | "
-                     f"{note} |")
+                     f"{f('load1', 1, 1)} | {note} |")
     for label, values in ratio_table.items():
         lines += ["", f"**{label}** (median over cells): " + ", ".join(
             f"{k} {v:.2f}" for k, v in values.items())]
