@@ -135,3 +135,24 @@ def test_cli_bad_argument_is_one_line_and_exit_2(tiny_data, tmp_path, monkeypatc
     assert err[-1] == ("error: alpha 0.3 is not supported by backbone 'mobilenet_v1'; "
                        "allowed: 0.25, 0.5, 0.75, 1.0")
     assert not (tmp_path / "ck").exists() or not any((tmp_path / "ck").iterdir())
+
+
+def test_strategies_by_name():
+    import tensorflow as tf
+
+    assert loop.make_strategy("default") is tf.distribute.get_strategy()
+    mirrored = loop.make_strategy("mirrored")
+    assert isinstance(mirrored, tf.distribute.MirroredStrategy)
+    assert mirrored.num_replicas_in_sync >= 1
+    with pytest.raises(ConfigError, match="strategy must be one of default, mirrored"):
+        loop.make_strategy("tpu")
+
+
+def test_mixed_precision_run_keeps_float32_logits_and_restores_the_policy(tiny_data, tmp_path):
+    cfg = tiny_config(tiny_data, epochs=1)
+    cfg.train.mixed_precision = True
+    run_dir = loop.train(cfg, tmp_path / "ck", verbose=0)
+    assert keras.mixed_precision.global_policy().name == "float32"
+    best = keras.saving.load_model(run_dir / "best.keras", compile=False)
+    assert best.get_layer("logits").dtype_policy.name == "float32"
+    assert best.get_layer("unet_classifier").dtype_policy.name == "mixed_float16"

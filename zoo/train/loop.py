@@ -167,8 +167,10 @@ def _build(cfg: RunConfig) -> keras.Model:
 def _fit(cfg: RunConfig, spec, scans, class_weights, run_dir: Path, resume_from: dict | None,
          verbose: int | None) -> Path:
     t0 = time.time()
-    keras.utils.set_random_seed(cfg.train.seed)
     policy = keras.mixed_precision.global_policy().name
+    # clear_session() resets the global dtype policy too: set it afterwards.
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(cfg.train.seed)
     if cfg.train.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
     try:
@@ -178,7 +180,6 @@ def _fit(cfg: RunConfig, spec, scans, class_weights, run_dir: Path, resume_from:
         n_train = len(train_scan.pairs[: cfg.data.limit or None])
         steps = cfg.train.steps_per_epoch or max(1, n_train // batch)
         initial_epoch = int(resume_from["epoch"]) if resume_from else 0
-        keras.backend.clear_session()
         with strategy.scope():
             if resume_from:
                 model = keras.saving.load_model(run_dir / "last.keras")
