@@ -1,9 +1,10 @@
-"""`python -m zoo.bench grid | split | ops`: speed figures of the zoo on this machine.
+"""`python -m zoo.bench grid | targets | split | ops`: speed figures of the zoo on this machine.
 
 Examples::
 
     python -m zoo.bench grid --archs mobileunet --alphas 1.0,0.5 --sizes 224,160 \\
         --runtimes tflite,onnx --threads 2 --runs 30
+    python -m zoo.bench targets --results bench_out   # the grid against the speed targets
     python -m zoo.bench split --archs mobileunet --alphas 0.5 --sizes 224 --threads 2
     python -m zoo.bench ops --arch mobileunet --alpha 0.5 --size 224 --threads 1
 
@@ -37,9 +38,12 @@ def main() -> None:
     from zoo.bench.grid import grid
     from zoo.bench.ops import ops
     from zoo.bench.split import split
+    from zoo.bench.targets import targets
 
-    run({"grid": _quiet(grid, ("measured", "skipped", "peaks", "csv", "markdown", "plots")),
-         "split": _quiet(split), "ops": _quiet(ops)}, name="python -m zoo.bench")
+    run({"grid": _quiet(grid, ("measured", "skipped", "peaks", "csv", "markdown", "plots",
+                               "targets")),
+         "targets": _quiet(targets, ("targets",)), "split": _quiet(split), "ops": _quiet(ops)},
+        name="python -m zoo.bench")
 
 
 if __name__ == "__main__":

@@ -88,7 +88,8 @@ def grid(archs: Any = "mobileunet", alphas: Any = DEFAULT_ALPHAS, sizes: Any = D
         num_classes: output classes of the untrained models.
         peak_size: side of the sgemm that measures the matmul peak.
         checkpoints: where trained runs' metrics.json give IoU for the Pareto plot.
-        report: write grid.json, grid.md and the plots afterwards.
+        report: write grid.json, grid.md and the plots afterwards, and targets.md when the
+            CSV has tflite, tflite-int8 and onnx rows (`zoo.bench.targets`).
         progress: show a progress bar.
         **options: model options for every arch, e.g. --upsample resize (kept in the
             ``options`` column, so variants are separate cells).
@@ -113,8 +114,10 @@ def grid(archs: Any = "mobileunet", alphas: Any = DEFAULT_ALPHAS, sizes: Any = D
         result = {"measured": None, "skipped": None, "csv": str(table.path)}
         if report:
             from zoo.bench.report import write_grid_report
+            from zoo.bench.targets import write_targets
 
             result.update(write_grid_report(table.latest(), out_dir, checkpoints))
+            result.update(write_targets(table.latest(), out_dir))
             print(Path(result["markdown"]).read_text())
         return result
 
@@ -155,8 +158,10 @@ def grid(archs: Any = "mobileunet", alphas: Any = DEFAULT_ALPHAS, sizes: Any = D
     result = {"measured": measured, "skipped": skipped, "csv": str(table.path), "peaks": peaks}
     if report:
         from zoo.bench.report import write_grid_report
+        from zoo.bench.targets import write_targets
 
         result.update(write_grid_report(table.latest(), out_dir, checkpoints))
+        result.update(write_targets(table.latest(), out_dir))
         print(Path(result["markdown"]).read_text())
     return result
 
