@@ -1,4 +1,5 @@
-"""The Edge TPU op report: hard-swish flagged in MobileNetV3, MobileNet-EdgeTPU + U-Net maps."""
+"""The Edge TPU op report: HARD_SWISH flagged with everything after it; the exported int8
+MobileNetV3 (hard-swish as ADD + MUL) and MobileNet-EdgeTPU + U-Net map completely."""
 
 import shutil
 
@@ -20,12 +21,23 @@ def convert(arch, alpha, tmp_path):
         "calibration_images": 4}), context)
 
 
-def test_hard_swish_in_mobilenet_v3_falls_back_with_everything_after(tmp_path):
+def test_hard_swish_in_mobilenet_v3_falls_back_with_everything_after(tmp_path, monkeypatch):
+    import zoo.export.tflite
+
+    # An int8 graph with the fused HARD_SWISH op, as other converters' output has it.
+    monkeypatch.setattr(zoo.export.tflite, "int8_friendly", lambda model: model)
     report = convert("mobilenet_v3_small_lraspp", 0.35, tmp_path).details["report"]
     first = report["ops"][report["first_unmapped"]]
     assert first["op"] == "HARD_SWISH" and "#353" in first["reason"]
     assert all(o["where"] == "cpu" for o in report["ops"][report["first_unmapped"]:])
     assert "HARD_SWISH" in report["summary"] and report["cpu"] > 0
+
+
+def test_exported_mobilenet_v3_maps_completely(tmp_path):
+    artifact = convert("mobilenet_v3_small_lraspp", 0.35, tmp_path)
+    report = artifact.details["report"]
+    assert "HARD_SWISH" not in artifact.ops
+    assert report["first_unmapped"] is None and report["cpu"] == 0, report["summary"]
 
 
 def test_mobilenet_edgetpu_unet_with_resize_maps_completely(tmp_path):

@@ -25,7 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from zoo.bench.results import GRID_FIELDS, GRID_KEY, ResultTable, cell_key
-from zoo.bench.runtimes import RUNTIMES, Target, bench_context, prepare, set_tf_threads
+from zoo.bench.runtimes import (
+    RUNTIMES,
+    Target,
+    bench_context,
+    calibrate_statistics,
+    prepare,
+    set_tf_threads,
+)
 from zoo.bench.timing import summarize, time_interleaved
 from zoo.errors import ConfigError
 
@@ -189,6 +196,7 @@ def _measure_model(arch, alpha, size, cells, runs, warmup, num_classes, peaks, t
         bar.update(len(cells))
         return [{**base, "runtime": r, "threads": t, "status": "unsupported", "note": str(exc)}
                 for t, todo in cells for r in todo]
+    calibrate_statistics(model, (size, size))
     params, macs = count_params(model), count_macs(model)
     rows = []
     with tempfile.TemporaryDirectory(prefix="zoo-bench-") as tmp:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zoo.bench.runtimes import bench_context, prepare
+from zoo.bench.runtimes import bench_context, calibrate_statistics, prepare
 from zoo.bench.timing import summarize, time_interleaved
 from zoo.errors import ConfigError
 
@@ -142,6 +142,7 @@ def ops(arch: str = "mobileunet", alpha: float = 0.5, size: int = 224, threads: 
         raise ConfigError(f"ops: runtime must be tflite or onnx, got {runtime!r}")
     keras.backend.clear_session()
     model = build_model(arch, alpha=alpha, input_size=size, num_classes=num_classes, **options)
+    calibrate_statistics(model, (size, size))
     with tempfile.TemporaryDirectory(prefix="zoo-ops-") as tmp:
         context = bench_context(arch, alpha, (size, size), num_classes, Path(tmp) / "scratch")
         if runtime == "tflite":

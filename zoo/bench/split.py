@@ -20,7 +20,14 @@ from typing import Any
 
 from zoo.bench.grid import as_list, expand_archs
 from zoo.bench.results import ResultTable, number
-from zoo.bench.runtimes import RUNTIMES, Target, bench_context, prepare, set_tf_threads
+from zoo.bench.runtimes import (
+    RUNTIMES,
+    Target,
+    bench_context,
+    calibrate_statistics,
+    prepare,
+    set_tf_threads,
+)
 from zoo.bench.timing import summarize, time_interleaved
 from zoo.errors import ConfigError
 
@@ -80,6 +87,8 @@ def split(archs: Any = "mobileunet", alphas: Any = 0.5, sizes: Any = 224,
                 models = {"encoder": encoder_model(arch, alpha, size),
                           "full": build_model(arch, alpha=alpha, input_size=size,
                                               num_classes=num_classes)}
+                for model in models.values():
+                    calibrate_statistics(model, (size, size))
                 macs = {k: count_macs(m) for k, m in models.items()}
                 with tempfile.TemporaryDirectory(prefix="zoo-split-") as tmp:
                     targets: dict[tuple[str, str], Target] = {}

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -151,6 +152,44 @@ class LiteRTRunner(Runner):
     def xnnpack_partitions(self) -> int:
         """How many delegate partitions XNNPACK made (1 is the goal: no CPU hops between)."""
         return sum(d["op_name"] == "DELEGATE" for d in self.interpreter._get_ops_details())
+
+    def delegate_report(self) -> dict:
+        """XNNPACK partitions and the ops left outside them, e.g. ``{"xnnpack_partitions": 1,
+        "outside_delegate": {"QUANTIZE": 2}}`` (see `ops_outside_delegate`)."""
+        details = self.interpreter._get_ops_details()
+        outside = ops_outside_delegate(details)
+        return {"xnnpack_partitions": sum(d["op_name"] == "DELEGATE" for d in details),
+                "outside_delegate": dict(sorted(Counter(d["op_name"] for d in outside).items()))}
+
+
+def delegate_line(details: dict) -> str:
+    """``XNNPACK 1 partition; outside: QUANTIZE x2`` from a delegate report."""
+    n = details["xnnpack_partitions"]
+    outside = details.get("outside_delegate") or {}
+    ops = ", ".join(f"{op} x{count}" for op, count in outside.items()) or "none"
+    return f"XNNPACK {n} partition{'s' if n != 1 else ''}; ops outside: {ops}"
+
+
+def ops_outside_delegate(details: list[dict]) -> list[dict]:
+    """The ops of a delegated interpreter's op table that run outside every DELEGATE node.
+
+    LiteRT keeps the original ops in the table and appends one DELEGATE op per partition, whose
+    inputs are the tensors the partition reads (activations and weights) and whose outputs are
+    those it writes for the rest of the graph. An op is inside a partition when it is reached by
+    walking producers back from the partition's outputs without crossing its inputs.
+    """
+    producer = {int(t): d for d in details if d["op_name"] != "DELEGATE" for t in d["outputs"]}
+    inside: set[int] = set()
+    for node in (d for d in details if d["op_name"] == "DELEGATE"):
+        boundary = {int(t) for t in node["inputs"]}
+        stack = [int(t) for t in node["outputs"]]
+        while stack:
+            op = producer.get(stack.pop())
+            if op is None or op["index"] in inside:
+                continue
+            inside.add(op["index"])
+            stack.extend(int(t) for t in op["inputs"] if int(t) not in boundary)
+    return [d for d in details if d["op_name"] != "DELEGATE" and d["index"] not in inside]
 
 
 def tflite_ops(path: Path) -> list[str]:

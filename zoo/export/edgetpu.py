@@ -162,4 +162,5 @@ def convert(model, out_path: Path, options: EdgeTPUOptions, context: ExportConte
                     details={"io": options.io, "calibration_images": int(
                         options.calibration_images),
                         "calibration_sha256": context.calibration_sha256,
-                        "report": report, "compiler": compiler})
+                        "report": report, "compiler": compiler,
+                        **runner.delegate_report()})

@@ -22,6 +22,7 @@ from importlib import metadata
 from pathlib import Path
 
 from zoo.config import write_text_atomic
+from zoo.export.base import delegate_line
 
 TOOLS = ("tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert",
          "coremltools", "numpy")
@@ -139,7 +140,9 @@ def report_markdown(manifest: dict) -> str:
                      + f"; output {out['dtype']} {out['shape']}"
                      + (f" scale {out['scale']:.6g} zp {out['zero_point']}" if out["scale"]
                         else "")
-                     + f"; sha256 {e['sha256'][:16]}...; ops {', '.join(e['ops'])}")
+                     + f"; sha256 {e['sha256'][:16]}...; ops {', '.join(e['ops'])}"
+                     + (f"; {delegate_line(e['details'])}" if "xnnpack_partitions" in
+                        e["details"] else ""))
     for e in manifest["artifacts"]:
         report = e["details"].get("report")
         if not report:

@@ -22,7 +22,15 @@ from pathlib import Path
 import numpy as np
 
 from zoo.errors import ConfigError
-from zoo.export.base import Artifact, ExportContext, LiteRTRunner, register_format, tflite_ops
+from zoo.export.base import (
+    Artifact,
+    ExportContext,
+    LiteRTRunner,
+    delegate_line,
+    register_format,
+    tflite_ops,
+)
+from zoo.export.int8_graph import int8_friendly
 
 IO_TYPES = ("uint8", "int8", "float")
 
@@ -110,7 +118,8 @@ def _artifact(fmt: str, data: bytes, out_path: Path, context: ExportContext,
               details: dict | None = None) -> Artifact:
     out_path.write_bytes(with_metadata(data, context.metadata()))
     runner = LiteRTRunner(out_path)
-    details = {**(details or {}), "xnnpack_partitions": runner.xnnpack_partitions()}
+    details = {**(details or {}), **runner.delegate_report()}
+    print(f"{fmt}: {delegate_line(details)}")
     return Artifact(fmt, out_path, "litert", runner.input_info, runner.output_info,
                     ops=tflite_ops(out_path), details=details)
 
@@ -160,7 +169,8 @@ def int8_bytes(model, options: Int8Options, context: ExportContext) -> bytes:
         for image in tqdm(images, desc="int8 calibration", unit="img", leave=False):
             yield [image[None].astype(np.float32)]
 
-    converter = _converter(model, context)
+    # Same math with hard-swish as ADD + MUL, which XNNPACK runs in int8 (see int8_graph).
+    converter = _converter(int8_friendly(model), context)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = representative
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]

@@ -1,0 +1,94 @@
+"""The int8 graph: hard-swish rewritten so XNNPACK takes every op; the delegate report."""
+
+import numpy as np
+import pytest
+
+import zoo
+from zoo.bench.runtimes import bench_context
+from zoo.export import FORMATS, parse_options
+from zoo.export.base import LiteRTRunner, delegate_line, ops_outside_delegate, tflite_ops
+from zoo.export.int8_graph import DecomposedHardSwish, hard_swish_layers, int8_friendly
+from zoo.train.callbacks import recompute_batchnorm
+
+SIZE = (64, 64)
+
+
+@pytest.fixture(scope="module")
+def images():
+    return np.random.default_rng(0).integers(0, 256, (8, *SIZE, 3), dtype=np.uint8)
+
+
+def calibrated(arch, images, alpha=0.35):
+    """BatchNorm statistics re-estimated so activations are O(1), as in a trained model: with
+    raw random weights they shrink to ~1e-8 and XNNPACK refuses the int8 ADDs whose input to
+    output scale ratio falls below 1/1024, which a trained model never shows."""
+    model = zoo.build_model(arch, alpha=alpha, input_size=SIZE, num_classes=3)
+    recompute_batchnorm(model, images)
+    return model
+
+
+def test_rewrite_keeps_weights_and_outputs(images):
+    model = calibrated("mobilenet_v3_small_lraspp", images)
+    assert len(hard_swish_layers(model)) > 10
+    graph = int8_friendly(model)
+    assert hard_swish_layers(graph) == []
+    assert any(isinstance(layer, DecomposedHardSwish) for layer in graph.layers)
+    assert graph.count_params() == model.count_params()
+    x = images.astype(np.float32)
+    ref = np.asarray(model(x))
+    assert np.abs(ref).max() > 0.1  # calibrated: the comparison below is not of zeros
+    np.testing.assert_allclose(np.asarray(graph(x)), ref, atol=1e-5 * np.abs(ref).max())
+
+
+def test_rewrite_is_identity_without_hard_swish():
+    model = zoo.build_model("mobileunet", alpha=0.25, input_size=SIZE, num_classes=3)
+    assert int8_friendly(model) is model
+
+
+@pytest.mark.parametrize("arch", ["mobilenet_v3_large_lraspp", "mobilenet_v3_small_lraspp"])
+def test_int8_mobilenet_v3_runs_in_one_xnnpack_partition(arch, images, tmp_path):
+    model = calibrated(arch, images)
+    context = bench_context(arch, 0.35, SIZE, 3, tmp_path / "scratch")
+    fmt = FORMATS.get("tflite-int8")
+    art = fmt.convert(model, tmp_path / "m.int8.tflite", parse_options(
+        fmt, {"io": "uint8", "calibration_images": 8}), context)
+    ops = tflite_ops(art.path)
+    assert "HARD_SWISH" not in ops
+    assert art.details["xnnpack_partitions"] == 1, art.details
+    # Only the uint8 <-> int8 conversions at the graph's edges stay outside.
+    assert set(art.details["outside_delegate"]) <= {"QUANTIZE", "DEQUANTIZE"}, art.details
+    assert "1 partition;" in delegate_line(art.details)
+    # The float model keeps the fused op, which XNNPACK runs in float.
+    float_art = FORMATS.get("tflite").convert(model, tmp_path / "m.tflite", parse_options(
+        FORMATS.get("tflite"), {}), context)
+    assert "HARD_SWISH" in tflite_ops(float_art.path)
+    assert float_art.details["xnnpack_partitions"] == 1
+    # The int8 model still computes the same thing.
+    x = images[:2]
+    ref = np.asarray(model(x.astype(np.float32)))
+    out = np.concatenate([art.runner().run(x[i:i + 1]) for i in range(len(x))])
+    err = np.abs(out - ref).max() / (np.abs(ref).max() + 1e-6)
+    assert err < 0.25, err
+
+
+def test_ops_outside_delegate_walks_back_to_partition_inputs():
+    def op(index, name, inputs, outputs):
+        return {"index": index, "op_name": name, "inputs": np.array(inputs),
+                "outputs": np.array(outputs)}
+
+    # t0 -> QUANTIZE -> t1 -> CONV (w=t9) -> t2 -> HARD_SWISH -> t3 -> CONV (w=t8) -> t4
+    details = [op(0, "QUANTIZE", [0], [1]), op(1, "CONV_2D", [1, 9], [2]),
+               op(2, "HARD_SWISH", [2], [3]), op(3, "CONV_2D", [3, 8], [4]),
+               op(4, "DELEGATE", [1, 9], [2]), op(5, "DELEGATE", [3, 8], [4])]
+    outside = [d["op_name"] for d in ops_outside_delegate(details)]
+    assert outside == ["QUANTIZE", "HARD_SWISH"]
+
+
+def test_delegate_report_of_a_runner(images, tmp_path):
+    model = calibrated("mobileunet", images, alpha=0.25)
+    context = bench_context("mobileunet", 0.25, SIZE, 3, tmp_path / "scratch")
+    art = FORMATS.get("tflite").convert(model, tmp_path / "m.tflite", parse_options(
+        FORMATS.get("tflite"), {}), context)
+    report = LiteRTRunner(art.path).delegate_report()
+    assert report == {"xnnpack_partitions": 1, "outside_delegate": {}}
+    assert delegate_line(report) == "XNNPACK 1 partition; ops outside: none"
