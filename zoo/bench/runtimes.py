@@ -8,7 +8,7 @@ Example::
 
 Runtimes: ``keras`` (a `tf.function` of the model), ``tflite`` (fp32), ``tflite-int8``
 (full-integer, uint8 I/O, calibrated on a few random images: fine for speed, meaningless for
-accuracy), ``onnx`` (onnxruntime, intra-op spinning off: see `_onnx_without_spinning`) and
+accuracy), ``onnx`` (onnxruntime, intra-op spinning off: see `zoo.export.base.OnnxRunner`) and
 ``coreml`` (needs macOS to run: elsewhere the target is `unavailable` with the reason).
 Conversions go through the exporters' own `FORMATS`, so what is timed is what `export.py`
 ships.
@@ -60,28 +60,10 @@ class Target:
             infer = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
             x = tf.constant(image.astype(np.float32))
             return lambda: np.asarray(infer(x))
-        if self.runtime == "onnx":
-            return _onnx_without_spinning(self.artifact.path, int(threads), image)
         runner = self.artifact.runner(threads=int(threads))
         if hasattr(runner, "delegate_report"):
             self.details.update(runner.delegate_report())
         return lambda: runner.run(image)
-
-
-def _onnx_without_spinning(path: Path, threads: int, image: np.ndarray) -> Callable[[], Any]:
-    """onnxruntime as `OnnxRunner` runs it, but with intra-op spinning off: spinning workers
-    keep a core busy after each run, which on this 2-core machine slowed the runtime timed next
-    (TFLite 3.4 -> 4.7..7.2 ms in round-robin) and slowed ORT itself when other processes
-    shared the CPU (2.6 ms without spinning, 5-6.5 ms with)."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    feed = {session.get_inputs()[0].name: image.astype(np.float32)}
-    return lambda: session.run(None, feed)[0]
 
 
 def calibrate_statistics(model, input_size: tuple[int, int], count: int = 16, seed: int = 0):

@@ -216,7 +216,12 @@ def litert_tensor_info(detail: dict) -> TensorInfo:
 
 
 class OnnxRunner(Runner):
-    """An .onnx file in onnxruntime on the CPU; the image goes in as float32 0..255 NHWC."""
+    """An .onnx file in onnxruntime on the CPU; the image goes in as float32 0..255 NHWC.
+
+    Intra-op spinning is off: spinning workers keep a core busy after each run, which on a
+    2-core machine slowed whatever ran next (TFLite 3.4 -> 4.7..7.2 ms when timed round-robin)
+    and slowed onnxruntime itself when other processes shared the CPU (2.6 vs 5-6.5 ms); an app
+    that runs one model now and then wants its cores back too."""
 
     def __init__(self, path: Path, threads: int | None = None) -> None:
         import onnxruntime as ort
@@ -225,6 +230,7 @@ class OnnxRunner(Runner):
         if threads:
             opts.intra_op_num_threads = int(threads)
             opts.inter_op_num_threads = 1
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
 
