@@ -73,3 +73,22 @@ def test_bad_tap_options():
         build_model("mobilenet_v2_deeplabv3plus", alpha=0.35, input_size=64, aspp_tap="P6")
     with pytest.raises(ConfigError, match="low_tap P5 must be shallower"):
         build_model("mobilenet_v3_small_lraspp", alpha=0.35, input_size=64, low_tap="P5")
+
+
+def test_deeplab_projection_equals_tile_concat_conv():
+    """The ASPP projection adds the pooled branch's share with broadcasting: the same numbers
+    as tiling the pooled vector, concatenating it and applying one 1x1 conv."""
+    model = build_model("mobilenet_v2_deeplabv3plus", alpha=0.35, input_size=64)
+    for name in ("aspp_project_conv", "aspp_project_pool_conv"):
+        layer = model.get_layer(name)
+        layer.set_weights([np.random.default_rng(0).standard_normal(
+            w.shape).astype("float32") for w in layer.get_weights()])
+    probe = keras.Model(model.input, [model.get_layer(n).output for n in (
+        "aspp_project_concat", "aspp_pool_relu", "aspp_project_add")])
+    x = np.random.default_rng(1).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
+    spatial, pooled, added = (np.asarray(t) for t in probe(x))
+    tiled = np.broadcast_to(pooled, (*spatial.shape[:3], pooled.shape[-1]))
+    kernel = np.concatenate([model.get_layer("aspp_project_conv").get_weights()[0],
+                             model.get_layer("aspp_project_pool_conv").get_weights()[0]], axis=2)
+    ref = np.einsum("nhwc,cf->nhwf", np.concatenate([spatial, tiled], -1), kernel[0, 0])
+    np.testing.assert_allclose(added, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())

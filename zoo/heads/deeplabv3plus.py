@@ -22,11 +22,23 @@ from zoo.heads.base import (
 
 
 def _image_pooling(x, filters: int, name: str):
-    height, width = int(x.shape[1]), int(x.shape[2])
+    """Global average pool + 1x1 conv-BN-ReLU: one (1, 1, filters) vector per image."""
     y = keras.layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_pool")(x)
-    y = conv_bn_relu(y, filters, name)
-    # Broadcast back to the feature map (nearest from 1x1 is a tile: a static-shape op).
-    return keras.layers.UpSampling2D((height, width), name=f"{name}_tile")(y)
+    return conv_bn_relu(y, filters, name)
+
+
+def _project(branches: list, pooled, filters: int, name: str):
+    """The ASPP projection of ``concat(branches + [broadcast(pooled)])`` without building the
+    broadcast: a 1x1 conv is linear, so its pooled-branch rows act on the (1, 1, C) vector alone
+    and the result is added with broadcasting before BN + ReLU. Same function as the paper's
+    tile + concat + 1x1 conv, but the TFLite graph has no TILE (which XNNPACK does not take:
+    it split the fp32 graph into 3 partitions) and no full-size copy of a constant map."""
+    x = keras.layers.Concatenate(name=f"{name}_concat")(branches)
+    x = keras.layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_conv")(x)
+    pooled = keras.layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_pool_conv")(pooled)
+    x = keras.layers.Add(name=f"{name}_add")([x, pooled])
+    x = keras.layers.BatchNormalization(epsilon=1e-3, momentum=0.99, name=f"{name}_bn")(x)
+    return keras.layers.ReLU(name=f"{name}_relu")(x)
 
 
 @register_head("deeplabv3plus",
@@ -43,9 +55,7 @@ def deeplabv3plus(taps: dict, num_classes: int, aspp_tap: str = "P5", low_tap: s
     for i, rate in enumerate(rates, start=1):
         branches.append(separable_conv_bn_relu(x, filters, f"aspp_b{i}",
                                                dilation=max(1, round(rate * scale))))
-    branches.append(_image_pooling(x, filters, "aspp_pool"))
-    x = keras.layers.Concatenate(name="aspp_concat")(branches)
-    x = conv_bn_relu(x, filters, "aspp_project")
+    x = _project(branches, _image_pooling(x, filters, "aspp_pool"), filters, "aspp_project")
     x = keras.layers.Dropout(0.1, name="aspp_dropout")(x)
 
     factor = tap_stride(aspp_tap) // tap_stride(low_tap)
