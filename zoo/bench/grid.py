@@ -33,10 +33,12 @@ from zoo.bench.runtimes import (
     prepare,
     set_tf_threads,
 )
-from zoo.bench.timing import summarize, time_interleaved
+from zoo.bench.timing import BLOCKS, summarize, time_interleaved
 from zoo.errors import ConfigError
 
 DEFAULT_ALPHAS = (1.0, 0.75, 0.5, 0.25)
+# Options for the exporters rather than the model (zoo.export.tflite_graph, zoo.export.outputs).
+EXPORT_OPTIONS = ("transpose_conv", "output")
 DEFAULT_SIZES = (224, 192, 160, 128)
 
 
@@ -98,8 +100,10 @@ def grid(archs: Any = "mobileunet", alphas: Any = DEFAULT_ALPHAS, sizes: Any = D
         report: write grid.json, grid.md and the plots afterwards, and targets.md when the
             CSV has tflite, tflite-int8 and onnx rows (`zoo.bench.targets`).
         progress: show a progress bar.
-        **options: model options for every arch, e.g. --upsample resize (kept in the
-            ``options`` column, so variants are separate cells).
+        **options: model options for every arch, e.g. --upsample resize, and the export
+            options in `EXPORT_OPTIONS` (--transpose-conv native, --output labels-nearest) for
+            the formats that take them; all kept in the ``options`` column, so variants are
+            separate cells.
 
     Returns {"measured": new rows, "skipped": cells already done, "csv": path, ...}.
     """
@@ -189,9 +193,10 @@ def _measure_model(arch, alpha, size, cells, runs, warmup, num_classes, peaks, t
     base = {"arch": arch, "options": options_label(options), "alpha": alpha, "size": size}
     needed = sorted({r for _, todo in cells for r in todo}, key=RUNTIMES.index)
     keras.backend.clear_session()
+    export_options = {k: v for k, v in options.items() if k in EXPORT_OPTIONS}
     try:
         model = build_model(arch, alpha=alpha, input_size=size, num_classes=num_classes,
-                            **options)
+                            **{k: v for k, v in options.items() if k not in EXPORT_OPTIONS})
     except ConfigError as exc:
         bar.update(len(cells))
         return [{**base, "runtime": r, "threads": t, "status": "unsupported", "note": str(exc)}
@@ -204,12 +209,13 @@ def _measure_model(arch, alpha, size, cells, runs, warmup, num_classes, peaks, t
         targets: dict[str, Target] = {}
         for r in needed:
             try:
-                targets[r] = prepare(model, r, Path(tmp), context)
+                targets[r] = prepare(model, r, Path(tmp), context,
+                                     export_options=export_options)
             except Exception as exc:  # a failed conversion is a row, not the end of the grid
                 targets[r] = Target(r, (size, size), unavailable=f"error: {_one_line(exc)}")
         for t, todo in cells:
             timed = {r: targets[r].runner(t) for r in todo if not targets[r].unavailable}
-            samples = time_interleaved(timed, runs, warmup) if timed else {}
+            samples = time_interleaved(timed, runs, warmup, **BLOCKS) if timed else {}
             load1 = os.getloadavg()[0]  # other processes' share of the CPU while timing
             for r in todo:
                 target = targets[r]

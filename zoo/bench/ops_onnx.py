@@ -6,8 +6,8 @@ Example::
     per_node[0]   # {"node": "mobileunet_1/conv_pw_1_relu_1/Relu6:0_nchwc",
                   #  "op": "CONV_2D 1x1", "ms": 0.21}
 
-The session is the one the grid times (all graph optimizations on, intra-op spinning off), with
-profiling enabled;
+The session is the one the grid times (all graph optimizations on, intra-op spinning on as in
+`OnnxRunner`), with profiling enabled;
 ORT's optimized graph is saved beside the model so that each profiled node (fused, NCHWc) can be
 classified with the TFLite op names `zoo.bench.ops` uses: grouped Conv -> DEPTHWISE_CONV_2D,
 ConvTranspose -> TRANSPOSE_CONV, Resize/Upsample -> RESIZE_BILINEAR, and the layout changes ORT
@@ -58,7 +58,7 @@ def onnx_node_times(path: Path, threads: int, runs: int = 30, warmup: int = 5,
     options = ort.SessionOptions()
     options.intra_op_num_threads = int(threads)
     options.inter_op_num_threads = 1
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as timed
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1")  # as timed
     options.optimized_model_filepath = str(optimized)
     options.enable_profiling = True
     options.profile_file_prefix = str(path.with_suffix("")) + "_profile"

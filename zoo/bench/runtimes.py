@@ -8,7 +8,7 @@ Example::
 
 Runtimes: ``keras`` (a `tf.function` of the model), ``tflite`` (fp32), ``tflite-int8``
 (full-integer, uint8 I/O, calibrated on a few random images: fine for speed, meaningless for
-accuracy), ``onnx`` (onnxruntime, intra-op spinning off: see `zoo.export.base.OnnxRunner`) and
+accuracy), ``onnx`` (onnxruntime as `zoo.export.base.OnnxRunner` runs it) and
 ``coreml`` (needs macOS to run: elsewhere the target is `unavailable` with the reason).
 Conversions go through the exporters' own `FORMATS`, so what is timed is what `export.py`
 ships.
@@ -98,8 +98,14 @@ def bench_context(arch: str, alpha: float, input_size: tuple[int, int], num_clas
                          load_calibration=random_images, scratch=scratch)
 
 
-def prepare(model, runtime: str, folder: Path, context, stem: str = "model") -> Target:
-    """Convert `model` for `runtime` into `folder` (nothing to convert for keras)."""
+def prepare(model, runtime: str, folder: Path, context, stem: str = "model",
+            export_options: dict[str, Any] | None = None) -> Target:
+    """Convert `model` for `runtime` into `folder` (nothing to convert for keras).
+
+    `export_options` (e.g. ``{"transpose_conv": "native", "output": "labels"}``) go to the
+    format when it declares them, so one set can serve every runtime of a grid."""
+    from dataclasses import fields
+
     from zoo.errors import ConfigError
     from zoo.export import FORMATS, parse_options
 
@@ -112,8 +118,11 @@ def prepare(model, runtime: str, folder: Path, context, stem: str = "model") -> 
         return Target(runtime, size, unavailable="not measurable off macOS")
     fmt = FORMATS.get(_FORMAT[runtime])
     folder.mkdir(parents=True, exist_ok=True)
-    artifact = fmt.convert(model, folder / f"{stem}{fmt.suffix}",
-                           parse_options(fmt, _OPTIONS.get(runtime)), context)
+    accepted = {f.name for f in fields(fmt.options_cls)}
+    given = {**_OPTIONS.get(runtime, {}),
+             **{k: v for k, v in (export_options or {}).items() if k in accepted}}
+    artifact = fmt.convert(model, folder / f"{stem}{fmt.suffix}", parse_options(fmt, given),
+                           context)
     return Target(runtime, size, artifact=artifact)
 
 

@@ -28,7 +28,7 @@ from zoo.bench.runtimes import (
     prepare,
     set_tf_threads,
 )
-from zoo.bench.timing import summarize, time_interleaved
+from zoo.bench.timing import BLOCKS, summarize, time_interleaved
 from zoo.errors import ConfigError
 
 SPLIT_KEY = ("arch", "alpha", "size", "runtime", "threads")
@@ -99,7 +99,7 @@ def split(archs: Any = "mobileunet", alphas: Any = 0.5, sizes: Any = 224,
                             targets[(part, r)] = prepare(model, r, Path(tmp), context, stem=part)
                     for t in thread_values:
                         timed = {f"{p}/{r}": tg.runner(t) for (p, r), tg in targets.items()}
-                        samples = time_interleaved(timed, runs, warmup)
+                        samples = time_interleaved(timed, runs, warmup, **BLOCKS)
                         for r in runtime_names:
                             enc = summarize(samples[f"encoder/{r}"])
                             full = summarize(samples[f"full/{r}"])

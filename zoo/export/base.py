@@ -112,6 +112,11 @@ class Runner:
         raise NotImplementedError
 
 
+def _as_output(y: np.ndarray) -> np.ndarray:
+    """Logits as float32; an integer label map as it is."""
+    return y if np.issubdtype(y.dtype, np.integer) else y.astype(np.float32)
+
+
 def quantize(x: np.ndarray, info: TensorInfo) -> np.ndarray:
     """Float values to the integer type of `info` with its scale and zero point."""
     limits = np.iinfo(info.dtype)
@@ -146,8 +151,7 @@ class LiteRTRunner(Runner):
         self.interpreter.set_tensor(self.input_detail["index"], x)
         self.interpreter.invoke()
         y = self.interpreter.get_tensor(self.output_detail["index"])
-        return dequantize(y, self.output_info) if self.output_info.quantized else y.astype(
-            np.float32)
+        return dequantize(y, self.output_info) if self.output_info.quantized else _as_output(y)
 
     def xnnpack_partitions(self) -> int:
         """How many delegate partitions XNNPACK made (1 is the goal: no CPU hops between)."""
@@ -218,25 +222,25 @@ def litert_tensor_info(detail: dict) -> TensorInfo:
 class OnnxRunner(Runner):
     """An .onnx file in onnxruntime on the CPU; the image goes in as float32 0..255 NHWC.
 
-    Intra-op spinning is off: spinning workers keep a core busy after each run, which on a
-    2-core machine slowed whatever ran next (TFLite 3.4 -> 4.7..7.2 ms when timed round-robin)
-    and slowed onnxruntime itself when other processes shared the CPU (2.6 vs 5-6.5 ms); an app
-    that runs one model now and then wants its cores back too."""
+    Intra-op threads spin between ops (onnxruntime's default): with them parked instead, 2
+    threads gave 1.23x over 1 on MobileNetV3-Large LR-ASPP at 512 px, with spinning 1.63x.
+    `spinning=False` gives the cores back between runs (for apps that run other work too)."""
 
-    def __init__(self, path: Path, threads: int | None = None) -> None:
+    def __init__(self, path: Path, threads: int | None = None, spinning: bool = True) -> None:
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = int(threads)
             opts.inter_op_num_threads = 1
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts.add_session_config_entry("session.intra_op.allow_spinning",
+                                      "1" if spinning else "0")
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
 
     def run(self, images: np.ndarray) -> np.ndarray:
         x = np.asarray(images, np.float32)
-        return self.session.run(None, {self.input_name: x})[0].astype(np.float32)
+        return _as_output(self.session.run(None, {self.input_name: x})[0])
 
 
 @dataclass
