@@ -110,3 +110,19 @@ def test_resize_unet_upsamples_after_its_affine_conv():
     resized = keras.layers.UpSampling2D(2, interpolation="bilinear")(low)
     textbook = bn(model.get_layer("unet_up1_conv")(resized), training=False)
     np.testing.assert_allclose(ours, np.asarray(textbook), atol=1e-4 * np.abs(ours).max())
+
+
+def test_lraspp_classifies_before_upsampling_with_the_same_result():
+    model = build_model("mobilenet_v3_small_lraspp", alpha=0.35, input_size=64, num_classes=4)
+    classifier_layer = model.get_layer("lraspp_high_classifier")
+    rng = np.random.default_rng(0)
+    classifier_layer.set_weights([rng.standard_normal(w.shape).astype("float32")
+                                  for w in classifier_layer.get_weights()])
+    probe = keras.Model(model.input, [model.get_layer("lraspp_mul").output,
+                                      model.get_layer("lraspp_upsample").output])
+    x = rng.uniform(0, 255, (1, 64, 64, 3)).astype("float32")
+    gated, ours = (np.asarray(t) for t in probe(x))
+    factor = ours.shape[1] // gated.shape[1]
+    upsampled = keras.layers.UpSampling2D(factor, interpolation="bilinear")(gated)
+    textbook = np.asarray(classifier_layer(upsampled))
+    np.testing.assert_allclose(ours, textbook, atol=1e-4 * np.abs(ours).max())
