@@ -146,3 +146,23 @@ def test_an_unimplemented_op_is_named_with_its_layer():
     assert program.unsupported() == [("einsum", "decoder_einsum_1")]
     with pytest.raises(UnsupportedOpError, match="MIL op 'einsum' \\(layer decoder_einsum_1\\)"):
         program.run({})
+
+
+def test_label_map_ops_match_numpy_and_tensorflow():
+    """What a label output runs in an ML program: reduce_argmax (the first class wins a tie, as
+    in Keras, LiteRT and onnxruntime), the nearest upsample as reshape + tile + reshape on int32,
+    casts; and upsample_nearest_neighbor against TF's nearest resize."""
+    x = rng.normal(size=(1, 3, 4, 5)).astype(np.float32)  # NCHW logits, 3 classes
+    x[0, :, 0, 0] = 1.0  # a three-way tie
+    labels = OPS["reduce_argmax"](x, axis=1)
+    assert labels.dtype == np.int32 and labels[0, 0, 0] == 0
+    np.testing.assert_array_equal(labels, x.argmax(1))
+    blocks = OPS["tile"](OPS["reshape"](labels, (1, 4, 1, 5, 1)), (1, 1, 2, 1, 3))
+    up = OPS["reshape"](blocks, (1, 8, 15))
+    assert up.dtype == np.int32
+    np.testing.assert_array_equal(up, np.repeat(np.repeat(labels, 2, 1), 3, 2))
+    assert OPS["cast"](up, "uint8").dtype == np.uint8
+    np.testing.assert_array_equal(OPS["cast"](OPS["cast"](up, "fp32"), "int32"), up)
+    image = rng.normal(size=(1, 3, 5, 2)).astype(np.float32)
+    want = tf.image.resize(image, (12, 20), "nearest").numpy()
+    np.testing.assert_array_equal(nhwc(OPS["upsample_nearest_neighbor"](nchw(image), 4, 4)), want)

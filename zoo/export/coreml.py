@@ -7,9 +7,12 @@ Example::
 
 The input is an `ImageType` (RGB, batch 1) so apps feed pixel buffers directly; scale 1 and bias
 0 match the model, whose Rescaling is inside the graph. The output is float32 logits
-``(1, H, W, C)`` or, with ``output="labels"``, an argmax label map ``(1, H, W)`` (int32), which is
-what apps usually want and cheaper to move. Xcode's segmentation preview is set up from the
-class labels.
+``(1, H, W, C)`` named ``logits`` or, with ``output="labels"`` or ``"labels-nearest"`` (see
+zoo/export/outputs.py), an argmax label map ``(1, H, W)`` (int32: Core ML multiarrays have no
+uint8) named ``labels``, which is what apps usually want and cheaper to move. Both label
+outputs share the name: ML program feature names must be identifiers (``labels-nearest`` is
+refused), and an app can swap one label model for the other. Xcode's segmentation preview is
+set up from the class labels.
 
 Core ML prediction needs macOS; everywhere else the artifact runs in `mil_reference`, which
 executes the saved program with NumPy (fp16 rounding emulated). On macOS the real runtime is
@@ -27,9 +30,9 @@ import numpy as np
 
 from zoo.errors import ConfigError
 from zoo.export.base import Artifact, ExportContext, Runner, TensorInfo, register_format
+from zoo.export.outputs import OUTPUTS, is_label_output, with_output
 
 PRECISIONS = ("fp16", "fp32")
-OUTPUTS = ("logits", "labels")
 TARGETS = ("iOS15", "iOS16", "iOS17", "iOS18", "macOS12", "macOS13", "macOS14", "macOS15")
 
 # Ops reported not to run on the Apple Neural Engine; Core ML then moves the rest of the graph
@@ -52,8 +55,9 @@ def _import_coremltools():
 
 @dataclass
 class CoreMLOptions:
-    """precision: fp16 (default) or fp32 compute; output: logits or labels (argmax label map);
-    minimum_deployment_target: iOS16 by default."""
+    """precision: fp16 (default) or fp32 compute; output: logits, labels or labels-nearest
+    (argmax label maps, see zoo/export/outputs.py); minimum_deployment_target: iOS16 by
+    default."""
 
     precision: str = "fp16"
     output: str = "logits"
@@ -72,16 +76,9 @@ class CoreMLOptions:
                                   f"got {value!r}")
 
 
-def with_label_output(model):
-    """`model` followed by argmax over classes: int32 label map (B, H, W)."""
-    import keras
-    import tensorflow as tf
-
-    # tf.argmax with int32 output directly: keras.ops.cast(argmax) becomes a TF Bitcast,
-    # which coremltools' TF frontend cannot convert.
-    labels = keras.layers.Lambda(lambda t: tf.argmax(t, axis=-1, output_type=tf.int32),
-                                 name="labels")(model.output)
-    return keras.Model(model.input, labels, name=f"{model.name}_labels")
+def feature_name(output: str) -> str:
+    """The ML program's output feature: ``logits``, or ``labels`` for either label map."""
+    return "labels" if is_label_output(output) else "logits"
 
 
 @register_format("coreml", CoreMLOptions, suffix=".mlpackage")
@@ -89,7 +86,8 @@ def convert(model, out_path: Path, options: CoreMLOptions, context: ExportContex
     """Convert the Keras model to an ML program and save it as `out_path` (.mlpackage)."""
     ct = _import_coremltools()
     h, w = context.input_size
-    source = with_label_output(model) if options.output == "labels" else model
+    source = with_output(model, options.output, label_dtype="int32", cache=context.cache)
+    name = feature_name(options.output)
     mlmodel = ct.convert(
         source,
         source="tensorflow",
@@ -102,7 +100,7 @@ def convert(model, out_path: Path, options: CoreMLOptions, context: ExportContex
     )
     # The TF graph names its output "Identity"; apps should see "logits" or "labels".
     spec = mlmodel.get_spec()
-    ct.utils.rename_feature(spec, spec.description.output[0].name, options.output)
+    ct.utils.rename_feature(spec, spec.description.output[0].name, name)
     mlmodel = ct.models.MLModel(spec, weights_dir=mlmodel.weights_dir, skip_model_load=True)
     _describe(mlmodel, options, context)
     mlmodel.save(str(out_path))
@@ -111,12 +109,12 @@ def convert(model, out_path: Path, options: CoreMLOptions, context: ExportContex
 
     program = MilProgram.load(out_path)
     classes = len(context.class_names)
-    out_shape = [1, h, w] if options.output == "labels" else [1, h, w, classes]
+    labels = is_label_output(options.output)
     return Artifact(
         "coreml", out_path, "mil-reference",
         TensorInfo("image", "image RGB (uint8 pixel buffer)", [1, h, w, 3]),
-        TensorInfo(options.output, "int32" if options.output == "labels" else "float32",
-                   out_shape),
+        TensorInfo(name, "int32" if labels else "float32",
+                   [1, h, w] if labels else [1, h, w, classes]),
         ops=[o.op_type for o in program.function.operations if o.op_type != "const"],
         details={"precision": options.precision, "output": options.output,
                  "minimum_deployment_target": options.minimum_deployment_target,
@@ -136,12 +134,16 @@ def _describe(mlmodel, options: CoreMLOptions, context: ExportContext) -> None:
         f"{context.arch} (alpha {context.alpha:g}) semantic segmentation, {h}x{w}, "
         f"{len(context.class_names)} classes: {', '.join(context.class_names)}")
     mlmodel.input_description["image"] = f"RGB image, {w}x{h} (width x height)"
-    mlmodel.output_description[options.output] = (
-        f"class index per pixel (1, {h}, {w})" if options.output == "labels"
+    how = {"labels": "argmax of the full-resolution logits",
+           "labels-nearest": "argmax at the head's resolution, nearest-neighbour upsampled"}
+    mlmodel.output_description[feature_name(options.output)] = (
+        f"class index per pixel (1, {h}, {w}), int32: {how[options.output]}"
+        if is_label_output(options.output)
         else f"class logits per pixel (1, {h}, {w}, {len(context.class_names)}), NHWC")
     meta = mlmodel.user_defined_metadata
     meta.update(context.metadata())
     meta["input_layout"] = "image (pixel buffer)"
+    meta["output"] = options.output
     meta["com.apple.coreml.model.preview.type"] = "imageSegmenter"
     meta["com.apple.coreml.model.preview.params"] = json.dumps({"labels": context.class_names})
 
@@ -179,8 +181,8 @@ class MilReferenceRunner(Runner):
     def run(self, images: np.ndarray) -> np.ndarray:
         x = np.transpose(np.asarray(images, np.float32), (0, 3, 1, 2))  # the program takes NCHW
         out = self.program.run({self.input_name: x})[self.output_name]
-        return out.astype(np.int64) if np.issubdtype(out.dtype, np.integer) else out.astype(
-            np.float32)
+        # An integer label map as it is (int32), logits as float32 (as the other runners do).
+        return out if np.issubdtype(out.dtype, np.integer) else out.astype(np.float32)
 
 
 class CoreMLRunner(Runner):
@@ -199,5 +201,4 @@ class CoreMLRunner(Runner):
         out = self.model.predict({"image": Image.fromarray(np.asarray(images[0], np.uint8))})
         value = np.asarray(out[self.output_name])
         value = value if value.ndim in (3, 4) and value.shape[0] == 1 else value[None]
-        return value.astype(np.int64) if np.issubdtype(value.dtype, np.integer) else value.astype(
-            np.float32)
+        return value if np.issubdtype(value.dtype, np.integer) else value.astype(np.float32)

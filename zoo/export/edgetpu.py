@@ -26,6 +26,7 @@ import numpy as np
 
 from zoo.errors import ConfigError
 from zoo.export.base import Artifact, ExportContext, LiteRTRunner, register_format, tflite_ops
+from zoo.export.outputs import check_output
 from zoo.export.tflite import Int8Options, int8_bytes, with_metadata
 
 # Coral's supported-operations table, as TFLite builtin op names.
@@ -58,12 +59,15 @@ CAUTION = {
 
 @dataclass
 class EdgeTPUOptions:
-    """The int8 model's I/O (uint8 or int8: the Edge TPU takes no float) and calibration size."""
+    """The int8 model's I/O (uint8 or int8: the Edge TPU takes no float), calibration size and
+    output (logits, labels or labels-nearest, see zoo/export/outputs.py)."""
 
     io: str = "uint8"
     calibration_images: int = 100
+    output: str = "logits"
 
     def __post_init__(self):
+        check_output(self.output)
         if self.io not in ("uint8", "int8"):
             raise ConfigError(f"edgetpu: io must be uint8 or int8, got {self.io!r}")
         if int(self.calibration_images) < 1:
@@ -151,7 +155,8 @@ def convert(model, out_path: Path, options: EdgeTPUOptions, context: ExportConte
             ) -> Artifact:
     """The full-integer model (shared with tflite-int8), its op report and, when possible, the
     compiled model."""
-    data = int8_bytes(model, Int8Options(options.io, options.calibration_images), context)
+    data = int8_bytes(model, Int8Options(options.io, options.calibration_images,
+                                         options.output), context)
     out_path.write_bytes(with_metadata(data, context.metadata()))
     runner = LiteRTRunner(out_path)
     report = op_report(out_path)

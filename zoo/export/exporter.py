@@ -7,6 +7,7 @@ Example::
     result.ok, result.out_dir / "manifest.json"
 
     python export.py --format all --val-images 50 --threads 2
+    python export.py --format all --output labels-nearest   # uint8 label maps, no float upsample
 
 Files are written under a hidden temporary name and renamed to their final name only after
 validation passed; a failed artifact is kept as ``model.<fmt>.FAILED.<ext>``, listed as failed,
@@ -163,13 +164,17 @@ def _export_one(fmt, model, options, context, ref, tolerance, out_dir: Path, thr
     try:
         _remove(tmp)
         artifact = spec.convert(model, tmp, options, context)
+        # Which output the artifact has (logits, labels, labels-nearest), for the validator's
+        # reason, the manifest and report.md, whichever format it is.
+        artifact.details.setdefault("output", getattr(options, "output", "logits"))
         result = validate(artifact, ref, tolerance, threads)
         target, stale = (final, failed) if result.passed else (failed, final)
         _remove(target)  # only reached with --overwrite (checked up front)
         tmp.replace(target)
         _remove(stale)
         artifact.path = target
-        print(f"{fmt}: {'pass' if result.passed else 'FAILED'} {target.name} agreement "
+        print(f"{fmt}: {'pass' if result.passed else 'FAILED'} {target.name} "
+              f"({artifact.details['output']}) agreement "
               f"{result.agreement_pct:.3f}% mIoU {result.miou:.4f} (Keras {ref.miou:.4f})"
               + (f": {result.reason}" if result.reason else ""))
         return artifact_entry(artifact, target, result)
@@ -225,10 +230,12 @@ def export_command(run: str | None = None, format: str = "all", out: str | None 
     """Export a run: --format tflite|tflite-fp16|tflite-dynamic|tflite-int8|edgetpu|onnx|
     coreml|all (or a comma list).
 
-    --calibration-images N (int8, default 100), --val-images N (default all), --io
-    uint8|int8|float, --threads N, --min-agreement 99.5 or fmt=x,fmt=y, --max-miou-drop
-    2 or fmt=x, --overwrite; Core ML: --precision fp16|fp32, --output logits|labels,
-    --minimum-deployment-target iOS16. Exits 1 when an artifact fails validation.
+    --output logits|labels|labels-nearest (every format: float logits, the argmax label map,
+    or argmax at the head's resolution + nearest upsample), --calibration-images N (int8,
+    default 100), --val-images N (default all), --io uint8|int8|float, --threads N,
+    --min-agreement 99.5 or fmt=x,fmt=y, --max-miou-drop 2 or fmt=x, --overwrite; Core ML:
+    --precision fp16|fp32, --minimum-deployment-target iOS16. Exits 1 when an artifact fails
+    validation.
     """
     result = export(run, format, out, calibration_images, val_images, io, threads,
                     min_agreement, max_miou_drop, overwrite, opset, checkpoints_dir, precision,

@@ -7,8 +7,9 @@ Example::
     json.loads((out_dir / "manifest.json").read_text())["artifacts"][0]["sha256"]
 
 Per artifact: format, file, bytes, sha256, input/output dtype, shape, scale and zero point,
-validation figures, pass/fail, latency, plus tool versions and the calibration-set hash. An
-export of some formats keeps the entries of the other formats already in the folder.
+which output it has (``details["output"]``: logits, labels or labels-nearest), validation
+figures, pass/fail, latency, plus tool versions and the calibration-set hash. An export of some
+formats keeps the entries of the other formats already in the folder.
 """
 
 from __future__ import annotations
@@ -115,10 +116,20 @@ def report_table(manifest: dict) -> str:
         label = "NOT RUN" if e.get("status") == "not run" else "FAIL"
         status = "pass" if e["passed"] else f"{label}: {e['reason']}"
         rows.append(
-            f"| {e['format']} | {e['file']} | {e['bytes'] / 1e6:.2f} MB | {v['miou']:.4f} | "
+            f"| {_format_cell(e)} | {e['file']} | {e['bytes'] / 1e6:.2f} MB | {v['miou']:.4f} | "
             f"{v['miou_drop_pt']:+.2f} | {v['agreement_pct']:.3f}% | {v['iou_vs_keras']:.4f} | "
             f"{_diff(v['max_abs_logit_diff'])} | {v['latency_ms']:.2f} ms | {status} |")
     return "\n".join(rows)
+
+
+def output_kind(entry: dict) -> str:
+    """logits, labels or labels-nearest (entries written before outputs existed: logits)."""
+    return entry.get("details", {}).get("output", "logits")
+
+
+def _format_cell(entry: dict) -> str:
+    kind = output_kind(entry)
+    return entry["format"] if kind == "logits" else f"{entry['format']} ({kind})"
 
 
 def _diff(value) -> str:
@@ -134,7 +145,7 @@ def report_markdown(manifest: dict) -> str:
              f"created {manifest['created']}.", "", report_table(manifest), ""]
     for e in manifest["artifacts"]:
         inp, out = e["input"], e["output"]
-        lines.append(f"- {e['format']}: input {inp['dtype']} {inp['shape']}"
+        lines.append(f"- {_format_cell(e)}: input {inp['dtype']} {inp['shape']}"
                      + (f" scale {inp['scale']:.6g} zp {inp['zero_point']}" if inp["scale"]
                         else "")
                      + f"; output {out['dtype']} {out['shape']}"

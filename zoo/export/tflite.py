@@ -31,13 +31,20 @@ from zoo.export.base import (
     tflite_ops,
 )
 from zoo.export.int8_graph import int8_friendly
+from zoo.export.outputs import check_output, is_label_output, with_output
 
 IO_TYPES = ("uint8", "int8", "float")
 
 
 @dataclass
 class FloatOptions:
-    """tflite, tflite-fp16 and tflite-dynamic take no options."""
+    """tflite, tflite-fp16 and tflite-dynamic: the output (logits, labels or labels-nearest,
+    see zoo/export/outputs.py)."""
+
+    output: str = "logits"
+
+    def __post_init__(self):
+        check_output(self.output)
 
 
 @dataclass
@@ -46,8 +53,10 @@ class Int8Options:
 
     io: str = "uint8"
     calibration_images: int = 100
+    output: str = "logits"
 
     def __post_init__(self):
+        check_output(self.output)
         if self.io not in IO_TYPES:
             raise ConfigError(f"io must be one of {', '.join(IO_TYPES)}, got {self.io!r}")
         if int(self.calibration_images) < 1:
@@ -128,6 +137,7 @@ def _artifact(fmt: str, data: bytes, out_path: Path, context: ExportContext,
 def convert_float32(model, out_path: Path, options: FloatOptions, context: ExportContext
                     ) -> Artifact:
     """float32 weights and activations."""
+    model = with_output(model, options.output, cache=context.cache)
     return _artifact("tflite", _converter(model, context).convert(), out_path, context)
 
 
@@ -137,7 +147,7 @@ def convert_float16(model, out_path: Path, options: FloatOptions, context: Expor
     """float16 weights (dequantized to float32 on CPU, native on GPU delegates)."""
     import tensorflow as tf
 
-    converter = _converter(model, context)
+    converter = _converter(with_output(model, options.output, cache=context.cache), context)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.target_spec.supported_types = [tf.float16]
     return _artifact("tflite-fp16", converter.convert(), out_path, context)
@@ -149,7 +159,7 @@ def convert_dynamic(model, out_path: Path, options: FloatOptions, context: Expor
     """int8 weights, float activations (dynamic-range quantization, no calibration data)."""
     import tensorflow as tf
 
-    converter = _converter(model, context)
+    converter = _converter(with_output(model, options.output, cache=context.cache), context)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     return _artifact("tflite-dynamic", converter.convert(), out_path, context)
 
@@ -160,7 +170,7 @@ def int8_bytes(model, options: Int8Options, context: ExportContext) -> bytes:
     import tensorflow as tf
     from tqdm import tqdm
 
-    key = ("int8", id(model), options.io, int(options.calibration_images))
+    key = ("int8", id(model), options.io, int(options.calibration_images), options.output)
     if key in context.cache and context.cache[key][0] is model:
         return context.cache[key][1]
     images = context.calibration_images(int(options.calibration_images))
@@ -170,14 +180,16 @@ def int8_bytes(model, options: Int8Options, context: ExportContext) -> bytes:
             yield [image[None].astype(np.float32)]
 
     # Same math with hard-swish as ADD + MUL, which XNNPACK runs in int8 (see int8_graph).
-    converter = _converter(int8_friendly(model), context)
+    source = with_output(model, options.output, cache=context.cache)
+    converter = _converter(int8_friendly(source), context)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = representative
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     if options.io != "float":
         io_type = tf.uint8 if options.io == "uint8" else tf.int8
         converter.inference_input_type = io_type
-        converter.inference_output_type = io_type
+        if not is_label_output(options.output):  # a label map is integer already
+            converter.inference_output_type = io_type
     context.cache[key] = (model, converter.convert())
     return context.cache[key][1]
 
