@@ -25,7 +25,7 @@ def test_hard_swish_in_mobilenet_v3_falls_back_with_everything_after(tmp_path, m
     import zoo.export.tflite
 
     # An int8 graph with the fused HARD_SWISH op, as other converters' output has it.
-    monkeypatch.setattr(zoo.export.tflite, "int8_friendly", lambda model: model)
+    monkeypatch.setattr(zoo.export.tflite, "tflite_graph", lambda model, *args: model)
     report = convert("mobilenet_v3_small_lraspp", 0.35, tmp_path).details["report"]
     first = report["ops"][report["first_unmapped"]]
     assert first["op"] == "HARD_SWISH" and "#353" in first["reason"]

@@ -60,8 +60,16 @@ def test_every_format_converts_runs_and_passes(trained_run, tmp_path):
     assert int8["input"]["dtype"] == "uint8" and int8["input"]["scale"] > 0
     assert int8["output"]["zero_point"] is not None
     assert len(int8["details"]["calibration_sha256"]) == 64
-    assert "TRANSPOSE_CONV" in int8["ops"] and "DEQUANTIZE" not in int8["ops"]
-    assert entries["tflite"]["details"]["xnnpack_partitions"] == 1
+    assert "DEQUANTIZE" not in int8["ops"]
+    # XNNPACK formats write 2x2 stride-2 transposed convs as DEPTH_TO_SPACE; the Edge TPU,
+    # which lacks that op, keeps TRANSPOSE_CONV.
+    for fmt in ("tflite", "tflite-fp16", "tflite-int8"):
+        ops = entries[fmt]["ops"]
+        assert "DEPTH_TO_SPACE" in ops and "TRANSPOSE_CONV" not in ops, fmt
+        assert entries[fmt]["details"]["transpose_conv"] == "depth-to-space"
+    assert "TRANSPOSE_CONV" in entries["edgetpu"]["ops"]
+    for fmt in ("tflite", "tflite-int8"):
+        assert entries[fmt]["details"]["xnnpack_partitions"] == 1, fmt
     assert entries["edgetpu"]["details"]["report"]["first_unmapped"] is None
     assert not list(out.glob(".*")), "temporary files left behind"
     manifest = json.loads((out / "manifest.json").read_text())

@@ -68,3 +68,28 @@ def test_modes_and_int8():
     assert tflite_graph(unet, transpose_conv="native") is unet
     with pytest.raises(ConfigError, match="transpose_conv must be one of depth-to-space, native"):
         tflite_graph(unet, transpose_conv="shuffle")
+
+
+def test_tflite_formats_take_the_mode_and_native_keeps_transpose_conv(images, tmp_path):
+    from zoo.bench.runtimes import bench_context
+    from zoo.export import FORMATS, parse_options
+    from zoo.export.base import tflite_ops
+
+    model = zoo.build_model("mobileunet", alpha=0.25, input_size=SIZE, num_classes=3)
+    recompute_batchnorm(model, images)
+    context = bench_context("mobileunet", 0.25, SIZE, 3, tmp_path / "scratch")
+    fmt = FORMATS.get("tflite")
+    outputs = {}
+    for mode in ("native", "depth-to-space"):
+        art = fmt.convert(model, tmp_path / f"{mode}.tflite",
+                          parse_options(fmt, {"transpose_conv": mode}), context)
+        ops = tflite_ops(art.path)
+        assert ("TRANSPOSE_CONV" in ops) == (mode == "native")
+        assert ("DEPTH_TO_SPACE" in ops) == (mode == "depth-to-space")
+        assert art.details["transpose_conv"] == mode
+        outputs[mode] = art.runner().run(images[:1])
+    np.testing.assert_allclose(outputs["native"], outputs["depth-to-space"],
+                               atol=1e-4 * np.abs(outputs["native"]).max())
+    for name in ("tflite", "tflite-int8"):
+        with pytest.raises(ConfigError, match="transpose_conv must be one of"):
+            parse_options(FORMATS.get(name), {"transpose_conv": "shuffle"})

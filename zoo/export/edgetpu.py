@@ -155,8 +155,9 @@ def convert(model, out_path: Path, options: EdgeTPUOptions, context: ExportConte
             ) -> Artifact:
     """The full-integer model (shared with tflite-int8), its op report and, when possible, the
     compiled model."""
+    # The Edge TPU has TRANSPOSE_CONV but no DEPTH_TO_SPACE: keep the native op.
     data = int8_bytes(model, Int8Options(options.io, options.calibration_images,
-                                         options.output), context)
+                                         options.output, transpose_conv="native"), context)
     out_path.write_bytes(with_metadata(data, context.metadata()))
     runner = LiteRTRunner(out_path)
     report = op_report(out_path)

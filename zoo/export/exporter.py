@@ -106,13 +106,13 @@ def export(run: str | None = None, format: Any = "all", out: str | None = None,
            io: str | None = None, threads: int | None = None, min_agreement: Any = None,
            max_miou_drop: Any = None, overwrite: bool = False, opset: int | None = None,
            checkpoints_dir: str = str(CHECKPOINTS_DIR), precision: str | None = None,
-           output: str | None = None, minimum_deployment_target: str | None = None
-           ) -> ExportResult:
+           output: str | None = None, minimum_deployment_target: str | None = None,
+           transpose_conv: str | None = None) -> ExportResult:
     """Convert, validate and list every requested format; see the module docstring."""
     formats = select_formats(format)
     options = format_options(formats, {"calibration_images": calibration_images, "io": io,
                                        "opset": opset, "precision": precision,
-                                       "output": output,
+                                       "output": output, "transpose_conv": transpose_conv,
                                        "minimum_deployment_target": minimum_deployment_target})
     agreement = parse_overrides(min_agreement, formats, "min_agreement")
     drop = parse_overrides(max_miou_drop, formats, "max_miou_drop")
@@ -226,7 +226,8 @@ def export_command(run: str | None = None, format: str = "all", out: str | None 
                    overwrite: bool = False, opset: int | None = None,
                    checkpoints_dir: str = str(CHECKPOINTS_DIR), precision: str | None = None,
                    output: str | None = None,
-                   minimum_deployment_target: str | None = None) -> None:
+                   minimum_deployment_target: str | None = None,
+                   transpose_conv: str | None = None) -> None:
     """Export a run: --format tflite|tflite-fp16|tflite-dynamic|tflite-int8|edgetpu|onnx|
     coreml|all (or a comma list).
 
@@ -234,12 +235,14 @@ def export_command(run: str | None = None, format: str = "all", out: str | None 
     or argmax at the head's resolution + nearest upsample), --calibration-images N (int8,
     default 100), --val-images N (default all), --io uint8|int8|float, --threads N,
     --min-agreement 99.5 or fmt=x,fmt=y, --max-miou-drop 2 or fmt=x, --overwrite; Core ML:
-    --precision fp16|fp32, --minimum-deployment-target iOS16. Exits 1 when an artifact fails
+    --precision fp16|fp32, --minimum-deployment-target iOS16; TFLite: --transpose-conv
+    depth-to-space|native (2x2 stride-2 transposed convs as 1x1 conv + DEPTH_TO_SPACE, the
+    default and faster in XNNPACK, or the TRANSPOSE_CONV op). Exits 1 when an artifact fails
     validation.
     """
     result = export(run, format, out, calibration_images, val_images, io, threads,
                     min_agreement, max_miou_drop, overwrite, opset, checkpoints_dir, precision,
-                    output, minimum_deployment_target)
+                    output, minimum_deployment_target, transpose_conv)
     print(report_table(result.manifest))
     print(f"manifest: {result.out_dir / 'manifest.json'}")
     if not result.ok:

@@ -30,8 +30,8 @@ from zoo.export.base import (
     register_format,
     tflite_ops,
 )
-from zoo.export.int8_graph import int8_friendly
 from zoo.export.outputs import check_output, is_label_output, with_output
+from zoo.export.tflite_graph import check_transpose_conv, tflite_graph
 
 IO_TYPES = ("uint8", "int8", "float")
 
@@ -39,12 +39,15 @@ IO_TYPES = ("uint8", "int8", "float")
 @dataclass
 class FloatOptions:
     """tflite, tflite-fp16 and tflite-dynamic: the output (logits, labels or labels-nearest,
-    see zoo/export/outputs.py)."""
+    see zoo/export/outputs.py) and how 2x2 stride-2 transposed convs are written
+    (depth-to-space or native TRANSPOSE_CONV, see zoo/export/tflite_graph.py)."""
 
     output: str = "logits"
+    transpose_conv: str = "depth-to-space"
 
     def __post_init__(self):
         check_output(self.output)
+        check_transpose_conv(self.transpose_conv)
 
 
 @dataclass
@@ -54,9 +57,11 @@ class Int8Options:
     io: str = "uint8"
     calibration_images: int = 100
     output: str = "logits"
+    transpose_conv: str = "depth-to-space"
 
     def __post_init__(self):
         check_output(self.output)
+        check_transpose_conv(self.transpose_conv)
         if self.io not in IO_TYPES:
             raise ConfigError(f"io must be one of {', '.join(IO_TYPES)}, got {self.io!r}")
         if int(self.calibration_images) < 1:
@@ -79,10 +84,18 @@ def saved_model(model, context: ExportContext) -> Path:
     return context.cache[key][1]
 
 
-def _converter(model, context: ExportContext):
+def _converter(model, options, context: ExportContext, int8: bool = False):
+    """The converter of `model` with the options' output, written as `tflite_graph` does for
+    XNNPACK; the rewritten graph is cached, so the float variants share one SavedModel."""
     import tensorflow as tf
 
-    return tf.lite.TFLiteConverter.from_saved_model(str(saved_model(model, context)))
+    key = ("tflite_graph", id(model), options.output, options.transpose_conv, int8)
+    cached = context.cache.get(key)
+    if cached is None or cached[0] is not model:
+        source = with_output(model, options.output, cache=context.cache)
+        context.cache[key] = (model, tflite_graph(source, int8, options.transpose_conv))
+    graph = context.cache[key][1]
+    return tf.lite.TFLiteConverter.from_saved_model(str(saved_model(graph, context)))
 
 
 METADATA_NAME = "mobileseg_zoo"
@@ -124,21 +137,23 @@ def read_metadata(path: Path) -> dict[str, str]:
 
 
 def _artifact(fmt: str, data: bytes, out_path: Path, context: ExportContext,
-              details: dict | None = None) -> Artifact:
+              transpose_conv: str, details: dict | None = None) -> Artifact:
     out_path.write_bytes(with_metadata(data, context.metadata()))
     runner = LiteRTRunner(out_path)
     details = {**(details or {}), **runner.delegate_report()}
+    if "TRANSPOSE_CONV" in (ops := tflite_ops(out_path)) or "DEPTH_TO_SPACE" in ops:
+        details["transpose_conv"] = transpose_conv
     print(f"{fmt}: {delegate_line(details)}")
     return Artifact(fmt, out_path, "litert", runner.input_info, runner.output_info,
-                    ops=tflite_ops(out_path), details=details)
+                    ops=ops, details=details)
 
 
 @register_format("tflite", FloatOptions, suffix=".tflite")
 def convert_float32(model, out_path: Path, options: FloatOptions, context: ExportContext
                     ) -> Artifact:
     """float32 weights and activations."""
-    model = with_output(model, options.output, cache=context.cache)
-    return _artifact("tflite", _converter(model, context).convert(), out_path, context)
+    return _artifact("tflite", _converter(model, options, context).convert(), out_path, context,
+                     options.transpose_conv)
 
 
 @register_format("tflite-fp16", FloatOptions, suffix=".fp16.tflite")
@@ -147,10 +162,11 @@ def convert_float16(model, out_path: Path, options: FloatOptions, context: Expor
     """float16 weights (dequantized to float32 on CPU, native on GPU delegates)."""
     import tensorflow as tf
 
-    converter = _converter(with_output(model, options.output, cache=context.cache), context)
+    converter = _converter(model, options, context)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.target_spec.supported_types = [tf.float16]
-    return _artifact("tflite-fp16", converter.convert(), out_path, context)
+    return _artifact("tflite-fp16", converter.convert(), out_path, context,
+                     options.transpose_conv)
 
 
 @register_format("tflite-dynamic", FloatOptions, suffix=".dynamic.tflite")
@@ -159,9 +175,10 @@ def convert_dynamic(model, out_path: Path, options: FloatOptions, context: Expor
     """int8 weights, float activations (dynamic-range quantization, no calibration data)."""
     import tensorflow as tf
 
-    converter = _converter(with_output(model, options.output, cache=context.cache), context)
+    converter = _converter(model, options, context)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    return _artifact("tflite-dynamic", converter.convert(), out_path, context)
+    return _artifact("tflite-dynamic", converter.convert(), out_path, context,
+                     options.transpose_conv)
 
 
 def int8_bytes(model, options: Int8Options, context: ExportContext) -> bytes:
@@ -170,7 +187,8 @@ def int8_bytes(model, options: Int8Options, context: ExportContext) -> bytes:
     import tensorflow as tf
     from tqdm import tqdm
 
-    key = ("int8", id(model), options.io, int(options.calibration_images), options.output)
+    key = ("int8", id(model), options.io, int(options.calibration_images), options.output,
+           options.transpose_conv)
     if key in context.cache and context.cache[key][0] is model:
         return context.cache[key][1]
     images = context.calibration_images(int(options.calibration_images))
@@ -180,8 +198,7 @@ def int8_bytes(model, options: Int8Options, context: ExportContext) -> bytes:
             yield [image[None].astype(np.float32)]
 
     # Same math with hard-swish as ADD + MUL, which XNNPACK runs in int8 (see int8_graph).
-    source = with_output(model, options.output, cache=context.cache)
-    converter = _converter(int8_friendly(source), context)
+    converter = _converter(model, options, context, int8=True)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = representative
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -199,5 +216,6 @@ def convert_int8(model, out_path: Path, options: Int8Options, context: ExportCon
                  ) -> Artifact:
     """Full-integer int8 (TFLITE_BUILTINS_INT8) with uint8, int8 or float I/O."""
     return _artifact("tflite-int8", int8_bytes(model, options, context), out_path, context,
+                     options.transpose_conv,
                      {"io": options.io, "calibration_images": int(options.calibration_images),
                       "calibration_sha256": context.calibration_sha256})

@@ -97,11 +97,15 @@ def depth_to_space_transposes(model):
     return graph
 
 
+def check_transpose_conv(mode: str) -> None:
+    if mode not in TRANSPOSE_CONV_MODES:
+        raise ConfigError(f"transpose_conv must be one of {', '.join(TRANSPOSE_CONV_MODES)}, "
+                          f"got {mode!r}")
+
+
 def tflite_graph(model, int8: bool = False, transpose_conv: str = "depth-to-space"):
     """The graph to convert for TFLite (see the module docstring); `model` when nothing
     changes."""
-    if transpose_conv not in TRANSPOSE_CONV_MODES:
-        raise ConfigError(f"transpose_conv must be one of {', '.join(TRANSPOSE_CONV_MODES)}, "
-                          f"got {transpose_conv!r}")
+    check_transpose_conv(transpose_conv)
     graph = depth_to_space_transposes(model) if transpose_conv == "depth-to-space" else model
     return int8_friendly(graph) if int8 else graph
