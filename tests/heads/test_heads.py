@@ -94,24 +94,6 @@ def test_deeplab_projection_equals_tile_concat_conv():
     np.testing.assert_allclose(added, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
 
 
-def test_resize_unet_upsamples_after_its_affine_conv():
-    """conv + BN (inference) is affine per pixel and bilinear weights sum to 1, so resizing
-    after them equals the textbook resize -> conv -> BN; the ReLU comes after the resize."""
-    model = build_model("mobilenet_edgetpu_unet", alpha=0.5, input_size=64)
-    names = [layer.name for layer in model.layers if layer.name.startswith("unet_up1_")]
-    assert names[:4] == ["unet_up1_conv", "unet_up1_bn", "unet_up1_resize", "unet_up1_relu"]
-    bn = model.get_layer("unet_up1_bn")
-    rng = np.random.default_rng(0)
-    bn.set_weights([rng.uniform(0.5, 2, w.shape).astype("float32") for w in bn.get_weights()])
-    probe = keras.Model(model.input, [model.get_layer("unet_up1_conv").input,
-                                      model.get_layer("unet_up1_resize").output])
-    x = rng.uniform(0, 255, (1, 64, 64, 3)).astype("float32")
-    low, ours = (np.asarray(t) for t in probe(x))
-    resized = keras.layers.UpSampling2D(2, interpolation="bilinear")(low)
-    textbook = bn(model.get_layer("unet_up1_conv")(resized), training=False)
-    np.testing.assert_allclose(ours, np.asarray(textbook), atol=1e-4 * np.abs(ours).max())
-
-
 def test_lraspp_classifies_before_upsampling_with_the_same_result():
     model = build_model("mobilenet_v3_small_lraspp", alpha=0.35, input_size=64, num_classes=4)
     classifier_layer = model.get_layer("lraspp_high_classifier")

@@ -5,7 +5,7 @@ mobile-semantic-segmentation): from P5, four x2 upsamplings by 2x2 stride-2 tran
 each concatenated with the skip tap of that stride and fused by a depthwise-separable conv
 block whose width is the skip's width; logits at stride 2 (P1).
 
-``upsample="resize"`` replaces each transposed conv by 1x1 conv + bilinear x2 resize, for targets
+``upsample="resize"`` replaces each transposed conv by bilinear x2 resize + 1x1 conv, for targets
 that run stride-2 transposed conv badly (the Edge TPU, some GPU delegates).
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 import keras
 
 from zoo.errors import ConfigError
-from zoo.heads.base import classifier, register_head, separable_conv_bn_relu
+from zoo.heads.base import classifier, conv_bn_relu, register_head, separable_conv_bn_relu
 
 UPSAMPLE_MODES = ("transpose", "resize")
 
@@ -23,14 +23,8 @@ def _upsample(x, filters: int, mode: str, name: str):
     if mode == "transpose":
         return keras.layers.Conv2DTranspose(filters, 2, strides=2, padding="same",
                                             name=f"{name}_transpose")(x)
-    # 1x1 conv + BN first, then the resize, then ReLU: at inference conv + BN is affine per
-    # pixel and bilinear weights sum to 1, so this equals resize -> conv -> BN -> ReLU, but the
-    # conv runs on a quarter of the pixels and the resize (XNNPACK's slowest kernel here, an
-    # SSE one) moves the narrower tensor.
-    x = keras.layers.Conv2D(filters, 1, padding="same", use_bias=False, name=f"{name}_conv")(x)
-    x = keras.layers.BatchNormalization(epsilon=1e-3, momentum=0.99, name=f"{name}_bn")(x)
     x = keras.layers.UpSampling2D(2, interpolation="bilinear", name=f"{name}_resize")(x)
-    return keras.layers.ReLU(name=f"{name}_relu")(x)
+    return conv_bn_relu(x, filters, name)
 
 
 @register_head("unet", options=("upsample", "decoder_filters"),
