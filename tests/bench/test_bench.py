@@ -133,7 +133,7 @@ def test_as_list_and_interleaved_timing():
     assert stats["runs"] == 4 and stats["p90_ms"] >= stats["median_ms"] >= 0
     calls.clear()
     samples = time_interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
-                               runs=5, warmup=0, block=3, settle=1)
+                               runs=5, warmup=0, block=3, settle=1, pause=0.001)
     # Blocks of 3 timed calls after 1 untimed, order rotating; the last block is cut to size.
     assert "".join(calls) == "aaaabbbb" + "bbbaaa"
     assert [len(v) for v in samples.values()] == [5, 5]

@@ -10,7 +10,7 @@ from zoo.export import FORMATS, ExportContext, parse_options
 from zoo.export.edgetpu import op_report
 
 
-def convert(arch, alpha, tmp_path):
+def convert(arch, alpha, tmp_path, **options):
     model = zoo.build_model(arch, alpha=alpha, input_size=64)
     images = np.random.default_rng(0).integers(0, 256, (4, 64, 64, 3), dtype=np.uint8)
     context = ExportContext("test", arch, alpha, (64, 64), ["a", "b"], lambda n: images[:n],
@@ -18,7 +18,7 @@ def convert(arch, alpha, tmp_path):
     context.scratch.mkdir()
     fmt = FORMATS.get("edgetpu")
     return fmt.convert(model, tmp_path / "m.tflite", parse_options(fmt, {
-        "calibration_images": 4}), context)
+        "calibration_images": 4, **options}), context)
 
 
 def test_hard_swish_in_mobilenet_v3_falls_back_with_everything_after(tmp_path, monkeypatch):
@@ -52,3 +52,12 @@ def test_mobilenet_edgetpu_unet_with_resize_maps_completely(tmp_path):
         assert not compiler["compiled"] and "not on PATH" in compiler["message"]
     else:
         assert compiler["compiled"], compiler["message"]
+
+
+def test_label_output_leaves_only_the_label_tail_on_the_cpu(tmp_path):
+    report = convert("mobilenet_edgetpu_unet", 0.5, tmp_path,
+                     output="labels-nearest").details["report"]
+    first = report["ops"][report["first_unmapped"]]
+    assert first["op"] == "ARG_MAX" and "not in the Edge TPU op table" in first["reason"]
+    cpu = [o["op"] for o in report["ops"] if o["where"] == "cpu"]
+    assert set(cpu) <= {"ARG_MAX", "CAST", "RESHAPE", "TILE"}, cpu

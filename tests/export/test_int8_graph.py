@@ -94,3 +94,17 @@ def test_float_models_run_whole_in_xnnpack(arch, images, tmp_path):
     report = LiteRTRunner(art.path).delegate_report()
     assert report == {"xnnpack_partitions": 1, "outside_delegate": {}}
     assert delegate_line(report) == "XNNPACK 1 partition; ops outside: none"
+
+
+@pytest.mark.parametrize("arch", zoo.list_archs())
+def test_every_arch_runs_whole_in_xnnpack_in_fp32_and_int8(arch, images, tmp_path):
+    """The issue's bar: no op of any named arch falls back to LiteRT's reference kernels (only
+    the uint8 <-> int8 conversions at the graph's edges stay outside in int8)."""
+    model = calibrated(arch, images, alpha=0.25 if arch == "mobileunet" else 0.35)
+    context = bench_context(arch, 0.35, SIZE, 3, tmp_path / "scratch")
+    for name, allowed in (("tflite", set()), ("tflite-int8", {"QUANTIZE"})):
+        fmt = FORMATS.get(name)
+        art = fmt.convert(model, tmp_path / f"m{fmt.suffix}", parse_options(
+            fmt, {"calibration_images": 4} if name == "tflite-int8" else {}), context)
+        assert art.details["xnnpack_partitions"] == 1, (name, art.details)
+        assert set(art.details["outside_delegate"]) <= allowed, (name, art.details)

@@ -52,7 +52,7 @@ def _header(payload: dict) -> str:
             f"median of the timed runs after warm-up. TFLite: LiteRT with its default XNNPACK "
             f"delegate; "
             f"onnxruntime: CPU provider, intra-op spinning on (its default); runtimes timed in "
-            f"round-robin blocks of 5 runs after 1 untimed; keras: tf.function. "
+            f"round-robin blocks of 10 runs after 1 untimed, 0.15 s apart; keras: tf.function. "
             f"Machine: {machine['processor'] or machine['platform']}, {machine['cpus']} CPUs. "
             f"Matmul peak (numpy): {peaks or 'not measured'}. The load1 column is the 1-minute "
             f"load average while a cell ran (> threads means other processes shared the CPU)."

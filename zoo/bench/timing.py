@@ -19,18 +19,21 @@ from typing import Any
 
 import numpy as np
 
-# How the grid and split time runtimes against each other: blocks of 5 calls, 1 untimed first.
-BLOCKS = {"block": 5, "settle": 1}
+# How the grid and split time runtimes against each other: blocks of 10 calls, 1 untimed
+# first, 0.15 s of sleep after (see `time_interleaved`).
+BLOCKS = {"block": 10, "settle": 1, "pause": 0.15}
 
 
 def time_interleaved(fns: dict[str, Callable[[], Any]], runs: int = 30, warmup: int = 5,
-                     block: int = 1, settle: int = 0) -> dict[str, np.ndarray]:
+                     block: int = 1, settle: int = 0, pause: float = 0.0
+                     ) -> dict[str, np.ndarray]:
     """Milliseconds of each of `runs` calls of every callable, after `warmup` untimed calls.
 
     With ``block=k`` each turn times k consecutive calls of one callable, after `settle` untimed
-    ones: a runtime whose worker threads keep spinning after a call (onnxruntime's default)
-    then slows only its successor's untimed call, not a timed one (measured: LiteRT 7.2 ms
-    alone, 15.9 ms when timed right after onnxruntime with spinning threads).
+    ones, and sleeps `pause` seconds after it: onnxruntime's spinning workers (its default)
+    keep both cores busy for a while after its last call, which slowed LiteRT at 2 threads
+    timed right after it from 3.9 to 6 ms (mobileunet 0.5, 224 px) and from 7.2 to 15.9 ms
+    (MobileNetV3-Large LR-ASPP, 512 px); 0.1 s of sleep was enough to recover.
     """
     if int(runs) < 1 or int(block) < 1 or int(settle) < 0:
         raise ValueError(f"runs and block must be >= 1 and settle >= 0, got {runs}, {block}, "
@@ -50,6 +53,8 @@ def time_interleaved(fns: dict[str, Callable[[], Any]], runs: int = 30, warmup: 
                 start = time.perf_counter()
                 fns[name]()
                 samples[name].append((time.perf_counter() - start) * 1e3)
+            if pause:
+                time.sleep(pause)
         turn += 1
     return {name: np.asarray(values) for name, values in samples.items()}
 

@@ -45,6 +45,8 @@ UNSUPPORTED_ADVICE = {
                   "use minimalistic=True (ReLU) or the mobilenet_edgetpu backbone",
     "DEQUANTIZE": "float output: export with io=uint8 or int8",
     "SHAPE": "dynamic shape: export with a static batch-1 signature",
+    "ARG_MAX": "ARG_MAX is not in the Edge TPU op table: with a label output the argmax and "
+               "the ops after it run on the CPU, at the head's resolution with labels-nearest",
 }
 
 # Ops the table lists but upstream reports show left on the CPU or slow, depending on size.
