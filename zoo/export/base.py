@@ -153,13 +153,10 @@ class LiteRTRunner(Runner):
         y = self.interpreter.get_tensor(self.output_detail["index"])
         return dequantize(y, self.output_info) if self.output_info.quantized else _as_output(y)
 
-    def xnnpack_partitions(self) -> int:
-        """How many delegate partitions XNNPACK made (1 is the goal: no CPU hops between)."""
-        return sum(d["op_name"] == "DELEGATE" for d in self.interpreter._get_ops_details())
-
     def delegate_report(self) -> dict:
-        """XNNPACK partitions and the ops left outside them, e.g. ``{"xnnpack_partitions": 1,
-        "outside_delegate": {"QUANTIZE": 2}}`` (see `ops_outside_delegate`)."""
+        """XNNPACK partitions (1 is the goal: no hops to the reference kernels between) and the
+        ops left outside them, e.g. ``{"xnnpack_partitions": 1, "outside_delegate":
+        {"QUANTIZE": 2}}`` (see `ops_outside_delegate`)."""
         details = self.interpreter._get_ops_details()
         outside = ops_outside_delegate(details)
         return {"xnnpack_partitions": sum(d["op_name"] == "DELEGATE" for d in details),
