@@ -116,7 +116,7 @@ def test_label_map_shape_dtype_and_values(fmt, arch, options, output, artifacts,
     art = artifacts[fmt, output]
     dtype = "int32" if fmt == "coreml" else "uint8"
     assert art.output.dtype == dtype and art.output.shape == [1, *SIZE]
-    if fmt in ("onnx", "coreml"):  # TFLite's is added by the exporter (see the last test)
+    if fmt in ("onnx", "coreml"):  # (TFLite records it too: see the last test)
         assert art.details["output"] == output
     out = run_all(art, images)  # each run (1, H, W), the runtime's integer type as it is
     assert out.shape == (len(images), *SIZE) and out.dtype == np.dtype(dtype)

@@ -167,7 +167,8 @@ def convert(model, out_path: Path, options: EdgeTPUOptions, context: ExportConte
     print(f"edgetpu: {report['summary']}; {compiler['message']}")
     return Artifact("edgetpu", out_path, "litert", runner.input_info, runner.output_info,
                     ops=[o["op"] for o in report["ops"]],
-                    details={"io": options.io, "calibration_images": int(
+                    details={"io": options.io, "output": options.output,
+                             "calibration_images": int(
                         options.calibration_images),
                         "calibration_sha256": context.calibration_sha256,
                         "report": report, "compiler": compiler,

@@ -164,9 +164,6 @@ def _export_one(fmt, model, options, context, ref, tolerance, out_dir: Path, thr
     try:
         _remove(tmp)
         artifact = spec.convert(model, tmp, options, context)
-        # Which output the artifact has (logits, labels, labels-nearest), for the validator's
-        # reason, the manifest and report.md, whichever format it is.
-        artifact.details.setdefault("output", getattr(options, "output", "logits"))
         result = validate(artifact, ref, tolerance, threads)
         target, stale = (final, failed) if result.passed else (failed, final)
         _remove(target)  # only reached with --overwrite (checked up front)

@@ -136,13 +136,13 @@ def read_metadata(path: Path) -> dict[str, str]:
     return {}
 
 
-def _artifact(fmt: str, data: bytes, out_path: Path, context: ExportContext,
-              transpose_conv: str, details: dict | None = None) -> Artifact:
+def _artifact(fmt: str, data: bytes, out_path: Path, context: ExportContext, options,
+              details: dict | None = None) -> Artifact:
     out_path.write_bytes(with_metadata(data, context.metadata()))
     runner = LiteRTRunner(out_path)
-    details = {**(details or {}), **runner.delegate_report()}
+    details = {**(details or {}), "output": options.output, **runner.delegate_report()}
     if "TRANSPOSE_CONV" in (ops := tflite_ops(out_path)) or "DEPTH_TO_SPACE" in ops:
-        details["transpose_conv"] = transpose_conv
+        details["transpose_conv"] = options.transpose_conv
     print(f"{fmt}: {delegate_line(details)}")
     return Artifact(fmt, out_path, "litert", runner.input_info, runner.output_info,
                     ops=ops, details=details)
@@ -153,7 +153,7 @@ def convert_float32(model, out_path: Path, options: FloatOptions, context: Expor
                     ) -> Artifact:
     """float32 weights and activations."""
     return _artifact("tflite", _converter(model, options, context).convert(), out_path, context,
-                     options.transpose_conv)
+                     options)
 
 
 @register_format("tflite-fp16", FloatOptions, suffix=".fp16.tflite")
@@ -166,7 +166,7 @@ def convert_float16(model, out_path: Path, options: FloatOptions, context: Expor
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.target_spec.supported_types = [tf.float16]
     return _artifact("tflite-fp16", converter.convert(), out_path, context,
-                     options.transpose_conv)
+                     options)
 
 
 @register_format("tflite-dynamic", FloatOptions, suffix=".dynamic.tflite")
@@ -178,7 +178,7 @@ def convert_dynamic(model, out_path: Path, options: FloatOptions, context: Expor
     converter = _converter(model, options, context)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     return _artifact("tflite-dynamic", converter.convert(), out_path, context,
-                     options.transpose_conv)
+                     options)
 
 
 def int8_bytes(model, options: Int8Options, context: ExportContext) -> bytes:
@@ -216,6 +216,6 @@ def convert_int8(model, out_path: Path, options: Int8Options, context: ExportCon
                  ) -> Artifact:
     """Full-integer int8 (TFLITE_BUILTINS_INT8) with uint8, int8 or float I/O."""
     return _artifact("tflite-int8", int8_bytes(model, options, context), out_path, context,
-                     options.transpose_conv,
+                     options,
                      {"io": options.io, "calibration_images": int(options.calibration_images),
                       "calibration_sha256": context.calibration_sha256})
