@@ -2,12 +2,14 @@
 """Download a dataset listed in datasets/NAME.yaml: the project's only network access.
 
 Streams each archive with a progress bar, checks its sha256, and unpacks it into
-datasets/NAME/ (atomically: the folder appears only once everything is in).
+datasets/NAME/ (atomically: the folder appears only once everything is in). A dataset to get
+by hand (CamVid) is never fetched: one line says where to get it and where to put it.
 
 Usage:
     python datasets/download.py voc2012
     python datasets/download.py oxford_pets --keep-archives
     python datasets/download.py my.yaml --no-verify     # a yaml without a sha256 yet
+    python datasets/download.py camvid                  # where to get it and where to put it
 """
 
 from __future__ import annotations

