@@ -17,7 +17,7 @@ from typing import Any
 
 import keras
 
-from zoo.backbones import BACKBONES, build_backbone, parse_input_size, taps_of
+from zoo.backbones import BACKBONES, build_backbone, parse_input_size, resolve_weights, taps_of
 from zoo.errors import ConfigError
 from zoo.heads import HEADS
 from zoo.registry import Registry
@@ -91,13 +91,16 @@ def build_model(
     input_size: Any = 224,
     num_classes: int = 2,
     weights: str | None = None,
+    download_weights: bool = False,
     **options: Any,
 ) -> keras.Model:
     """Build a segmentation model: RGB uint8-range input ``(B, H, W, 3)`` -> logits
     ``(B, H, W, num_classes)`` in float32.
 
     `options` go to the backbone or the head that declares them (e.g. ``minimalistic=True``,
-    ``upsample="resize"``); options left `None` keep the arch's defaults.
+    ``upsample="resize"``); options left `None` keep the arch's defaults. `weights` is the
+    backbone's start: `None` (random), ``"imagenet"`` (the file Keras publishes, from Keras'
+    cache; `download_weights` fetches it) or a local weights file.
     """
     spec = resolve_arch(arch, backbone, head)
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
@@ -107,7 +110,8 @@ def build_model(
     backbone_options = {**spec.backbone_options, **backbone_options}
     head_options = {**spec.head_options, **head_options}
 
-    encoder = build_backbone(spec.backbone, (height, width), alpha, weights, **backbone_options)
+    encoder = build_backbone(spec.backbone, (height, width), alpha, weights, download_weights,
+                             **backbone_options)
     logits = HEADS.get(spec.head).fn(taps_of(encoder), num_classes, **head_options)
     factor = height // int(logits.shape[1])
     if factor > 1:
@@ -116,6 +120,31 @@ def build_model(
     # float32 output even under mixed precision: losses and argmax need the full range.
     logits = keras.layers.Activation("linear", dtype="float32", name="logits")(logits)
     return keras.Model(encoder.input, logits, name=spec.name)
+
+
+def backbone_weights(
+    arch: str | None = None,
+    backbone: str | None = None,
+    head: str | None = None,
+    alpha: float = 1.0,
+    input_size: Any = 224,
+    weights: str | None = None,
+    download_weights: bool = False,
+    **options: Any,
+) -> str | None:
+    """The local file `build_model` with these arguments would load into its backbone, without
+    building it; with ``weights="imagenet", download_weights=True`` this fetches the file.
+
+    Example::
+
+        backbone_weights("mobileunet", alpha=0.5, input_size=224, weights="imagenet",
+                         download_weights=True)   # ~/.keras/models/mobilenet_5_0_224_tf_no_top.h5
+    """
+    spec = resolve_arch(arch, backbone, head)
+    backbone_options, _ = _split_options(spec.backbone, spec.head, options)
+    bb = BACKBONES.get(spec.backbone)
+    return resolve_weights(bb, weights, bb.check_alpha(alpha), parse_input_size(input_size),
+                           download_weights, **{**spec.backbone_options, **backbone_options})
 
 
 def list_archs(pattern: str = "*") -> list[str]:

@@ -88,9 +88,8 @@ def test_unknown_backbone_option_is_an_error():
         build_backbone("mobilenet_v2", 96, 0.35, minimalistic=True)
 
 
-def test_weights_load_only_from_a_local_file(tmp_path):
-    with pytest.raises(ConfigError, match="weights='imagenet' would download"):
-        build_backbone("mobilenet_v2", 96, 0.35, weights="imagenet")
+def test_missing_local_weights_file_is_an_error(tmp_path):
+    """(weights="imagenet", the published files: tests/test_weights.py.)"""
     with pytest.raises(ConfigError, match="weights file not found"):
         build_backbone("mobilenet_v2", 96, 0.35, weights=str(tmp_path / "nope.weights.h5"))
 

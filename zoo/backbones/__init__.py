@@ -9,6 +9,7 @@ from zoo.backbones.base import (
     TapInfo,
     build_backbone,
     parse_input_size,
+    resolve_weights,
     taps_of,
 )
 
@@ -20,5 +21,6 @@ __all__ = [
     "TapInfo",
     "build_backbone",
     "parse_input_size",
+    "resolve_weights",
     "taps_of",
 ]

@@ -3,6 +3,10 @@
 Sandler et al., "MobileNetV2: Inverted Residuals and Linear Bottlenecks", 2018. The network is
 `keras.applications.MobileNetV2` (include_top=False, so P5 includes the final 1x1 conv to 1280
 channels); taps are the block outputs, not the 6x-wide expansions, which keeps decoders small.
+The input is scaled to [-1, 1] inside the graph, as `keras.applications.mobilenet_v2.
+preprocess_input` does for the published ImageNet weights. Example::
+
+    bb = build_backbone("mobilenet_v2", input_size=96, alpha=0.35, weights="imagenet")
 """
 
 from __future__ import annotations
@@ -15,6 +19,17 @@ from zoo.backbones.base import (
     load_local_weights,
     make_divisible,
     register_backbone,
+)
+from zoo.weights import KERAS_WEIGHTS_URL, PublishedWeights
+
+# The no-top files keras/src/applications/mobilenet_v2.py loads, converted from the TF-slim
+# checkpoints (research/slim/nets/mobilenet/README.md; keras-team/keras#10047): alpha 0.35 to
+# 1.0 at 96 to 224 px, 1.3 and 1.4 at 224 px only.
+_IMAGENET = PublishedWeights(
+    KERAS_WEIGHTS_URL + "mobilenet_v2/",
+    {(alpha, size): f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{alpha}_{size}_no_top.h5"
+     for alpha in (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
+     for size in ((96, 128, 160, 192, 224) if alpha <= 1.0 else (224,))},
 )
 
 # Last block at each stride: (block prefix, its output channels before alpha).
@@ -32,6 +47,7 @@ def _channels(alpha: float) -> list[int]:
     alphas=AlphaRange(0.35, 1.4),
     channels=_channels,
     paper="MobileNetV2: Inverted Residuals and Linear Bottlenecks (2018)",
+    imagenet=_IMAGENET,
 )
 def mobilenet_v2(inputs, alpha: float = 1.0, weights: str | None = None) -> dict:
     """MobileNetV2 taps P1..P5 (16, 24, 32, 96, 1280 channels, alpha-scaled)."""

@@ -3,7 +3,10 @@
 Howard et al., "Searching for MobileNetV3", 2019. The networks are
 `keras.applications.MobileNetV3Small/Large` (include_top=False, preprocessing inside the graph);
 `minimalistic=True` is the variant without squeeze-excite and hard-swish, with 3x3 kernels only,
-which maps to the Edge TPU and keeps int8 graphs inside XNNPACK.
+which maps to the Edge TPU and keeps int8 graphs inside XNNPACK. The published ImageNet weights
+expect the graph's own `Rescaling` to [-1, 1] (``include_preprocessing=True``). Example::
+
+    bb = build_backbone("mobilenet_v3_small", input_size=96, alpha=0.75, weights="imagenet")
 """
 
 from __future__ import annotations
@@ -17,6 +20,18 @@ from zoo.backbones.base import (
     make_divisible,
     register_backbone,
 )
+from zoo.weights import KERAS_WEIGHTS_URL, PublishedWeights
+
+
+def _imagenet(model_type: str) -> PublishedWeights:
+    """The no-top files keras/src/applications/mobilenet_v3.py loads (224 px, alpha 0.75 and 1.0,
+    minimalistic 1.0), named as it names them; Keras checks their md5 (zoo.weights)."""
+    files = {
+        (alpha, 224, minimalistic): "weights_mobilenet_v3_{}{}_224_{}_float_no_top_v2.h5".format(
+            model_type, "_minimalistic" if minimalistic else "", alpha)
+        for alpha, minimalistic in ((0.75, False), (1.0, False), (1.0, True))
+    }
+    return PublishedWeights(KERAS_WEIGHTS_URL + "mobilenet_v3/", files, {"minimalistic": False})
 
 
 def _block(i: int) -> str:
@@ -43,6 +58,7 @@ def _small_channels(alpha: float, minimalistic: bool = False) -> list[int]:
     channels=_large_channels,
     paper="Searching for MobileNetV3 (2019)",
     options=("minimalistic",),
+    imagenet=_imagenet("large"),
 )
 def mobilenet_v3_large(
     inputs, alpha: float = 1.0, weights: str | None = None, minimalistic: bool = False
@@ -65,6 +81,7 @@ def mobilenet_v3_large(
     channels=_small_channels,
     paper="Searching for MobileNetV3 (2019)",
     options=("minimalistic",),
+    imagenet=_imagenet("small"),
 )
 def mobilenet_v3_small(
     inputs, alpha: float = 1.0, weights: str | None = None, minimalistic: bool = False

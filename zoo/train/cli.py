@@ -33,7 +33,7 @@ def train_command(
     early_stopping: int | None = None, precise_bn_images: int | None = None,
     mixed_precision: bool | None = None, strategy: str | None = None,
     seed: int | None = None, steps_per_epoch: int | None = None, resume: str | None = None,
-    checkpoints: str = "checkpoints", **options: Any,
+    checkpoints: str = "checkpoints", download_weights: bool = False, **options: Any,
 ) -> None:
     """Train a segmentation model and write a run folder under checkpoints/.
 
@@ -45,7 +45,9 @@ def train_command(
         head: head name (unet, deeplabv3plus, lraspp).
         alpha: width multiplier; default 0.5.
         input_size: N or HxW, multiples of 32; default 224.
-        weights: local backbone weights file (never downloaded).
+        weights: imagenet (the ImageNet weights Keras publishes for the mobilenet_v1/v2/v3
+            backbones, from Keras' cache $KERAS_HOME/models or ~/.keras/models), or a local
+            backbone weights file.
         data: dataset yaml name (shapes, camvid, voc2012, oxford_pets), yaml path or a folder
             with images/ and masks/; default shapes (generated on first use).
         augment: augmentation preset or dict (default), or none.
@@ -68,10 +70,15 @@ def train_command(
         steps_per_epoch: default: training pairs // batch size.
         resume: run folder or name to continue from its last completed epoch.
         checkpoints: folder of run folders; default checkpoints.
+        download_weights: with --weights imagenet, download the file into Keras' cache when it
+            is not there (checked against Keras' hash where Keras has one); nothing else in
+            train.py uses the network.
         **options: backbone/head options, e.g. --minimalistic --upsample resize.
     """
     from zoo.backbones import parse_input_size
     from zoo.config import RunConfig
+    from zoo.errors import ConfigError
+    from zoo.models import backbone_weights
     from zoo.train.loop import _apply, train
     from zoo.train.loop import resume as resume_run
 
@@ -81,10 +88,18 @@ def train_command(
         requested["model.input_size"] = parse_input_size(requested["model.input_size"])
     if options:
         requested["model.options"] = dict(options)
+    if download_weights and (weights != "imagenet" or resume is not None):
+        raise ConfigError("--download-weights fetches the ImageNet weights a new run starts from: "
+                          "it needs --weights imagenet, and no --resume")
     if resume is not None:
         resume_run(resume, Path(checkpoints), requested=requested)
         return
     cfg = RunConfig()
     if (backbone or head) and arch is None:
         cfg = replace(cfg, model=replace(cfg.model, arch=None))
-    train(_apply(cfg, requested), Path(checkpoints))
+    cfg = _apply(cfg, requested)
+    if download_weights:  # before any run folder exists; the build then finds it in the cache
+        m = cfg.model
+        backbone_weights(m.arch, m.backbone, m.head, alpha=m.alpha, input_size=m.input_size,
+                         weights=m.weights, download_weights=True, **m.options)
+    train(cfg, Path(checkpoints))
