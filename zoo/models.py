@@ -41,8 +41,8 @@ def register_arch(name: str, backbone: str, head: str, description: str = "",
                   **options: Any) -> ArchSpec:
     """Register a named arch; `options` are split between the backbone's and the head's."""
     backbone_options, head_options = _split_options(backbone, head, options)
-    spec = ArchSpec(name, backbone, head, MappingProxyType(backbone_options),
-                    MappingProxyType(head_options), description)
+    spec = ArchSpec(name, backbone, head, backbone_options=MappingProxyType(backbone_options),
+                    head_options=MappingProxyType(head_options), description=description)
     return ARCHS.register(name, spec)
 
 

@@ -75,11 +75,11 @@ def test_resumed_grid_skips_finished_cells(grid_out, monkeypatch):
 
 
 def test_coreml_is_reported_not_measurable(tmp_path, monkeypatch):
-    monkeypatch.setattr("sys.platform", "linux")
+    monkeypatch.setattr("platform.system", lambda: "Linux")
     result = grid(**{**SMALL, "runtimes": "coreml"}, out=str(tmp_path), report=False)
     (row,) = _rows(tmp_path / "grid.csv")
     assert result["measured"] == 0
-    assert row["status"] == "unavailable" and "off macOS" in row["note"]
+    assert row["status"] == "unavailable" and "needs macOS" in row["note"]
 
 
 def test_split_encoder_is_faster_than_full_model(tmp_path):

@@ -10,10 +10,9 @@ import pytest
 import zoo
 from zoo.config import load_config
 from zoo.errors import ConfigError
-from zoo.export import FORMATS
-from zoo.export.base import Artifact, ExportContext, TensorInfo
-from zoo.export.coreml import CoreMLOptions
-from zoo.export.exporter import _validation_data, export, load_checkpoint
+from zoo.export import FORMATS, Artifact, ExportContext, TensorInfo, parse_options
+from zoo.export.exporter import export, load_checkpoint, validation_data
+from zoo.export.formats.coreml import CoreMLOptions
 from zoo.export.mil_reference import OPS
 from zoo.export.validate import reference, tolerance_for, validate
 
@@ -37,7 +36,7 @@ def images():
 def calibrated(arch, images):
     """A random-weight model whose BatchNorm statistics match its activations, as a trained
     checkpoint's do; otherwise untrained logits are tiny and argmax is decided by ties."""
-    from zoo.train.callbacks import recompute_batchnorm
+    from zoo.batchnorm import recompute_batchnorm
 
     model = zoo.build_model(arch, alpha=small_alpha(arch), input_size=SIZE, num_classes=3)
     recompute_batchnorm(model, np.concatenate([images] * 4))
@@ -123,13 +122,13 @@ def test_ane_warnings_name_dilated_convs(tmp_path):
 
 
 @pytest.mark.parametrize(("options", "message"), [
-    ({"precision": "int8"}, "coreml precision must be one of fp16, fp32"),
-    ({"output": "probs"}, "coreml output must be one of logits, labels, labels-nearest"),
+    ({"precision": "int8"}, "coreml: precision must be one of fp16, fp32"),
+    ({"output": "probs"}, "coreml: output must be one of logits, labels, labels-nearest"),
     ({"minimum_deployment_target": "iOS9"}, "minimum_deployment_target must be one of"),
 ])
 def test_bad_options(options, message):
     with pytest.raises(ConfigError, match=message):
-        CoreMLOptions(**options)
+        parse_options(FORMATS.get("coreml"), options)
 
 
 def test_missing_coremltools_names_the_extra(monkeypatch, tmp_path):
@@ -160,7 +159,7 @@ def test_export_of_a_run_and_a_corrupted_weight_blob(trained_run, tmp_path):
     blob.write_bytes(bytes(data))
 
     cfg = load_config(run_dir / "config.yaml")
-    spec, imgs, masks = _validation_data(cfg, 4)
+    spec, imgs, masks = validation_data(cfg, 4)
     ref = reference(load_checkpoint(run_dir / "best.keras"), imgs, masks, spec.num_classes,
                     spec.ignore_index)
     damaged = Artifact("coreml", out / "model.mlpackage", "mil-reference",
@@ -168,3 +167,10 @@ def test_export_of_a_run_and_a_corrupted_weight_blob(trained_run, tmp_path):
                        TensorInfo("logits", "float32", [1, 64, 64, 2]))
     check = validate(damaged, ref, tolerance_for("coreml", min_agreement=99.0))
     assert not check.passed and "coreml" in check.reason
+
+
+@pytest.mark.parametrize("precision", ["fp16", "fp32"])
+def test_contract(precision, format_contract):
+    artifact = format_contract("coreml", precision=precision).artifact
+    assert artifact.details["precision"] == precision
+    assert not artifact.details["unsupported_by_reference"]

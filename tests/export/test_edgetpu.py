@@ -7,7 +7,7 @@ import numpy as np
 
 import zoo
 from zoo.export import FORMATS, ExportContext, parse_options
-from zoo.export.edgetpu import op_report
+from zoo.export.formats.edgetpu import op_report
 
 
 def convert(arch, alpha, tmp_path, **options):
@@ -22,10 +22,10 @@ def convert(arch, alpha, tmp_path, **options):
 
 
 def test_hard_swish_in_mobilenet_v3_falls_back_with_everything_after(tmp_path, monkeypatch):
-    import zoo.export.tflite
+    import zoo.export.tflite_convert
 
     # An int8 graph with the fused HARD_SWISH op, as other converters' output has it.
-    monkeypatch.setattr(zoo.export.tflite, "tflite_graph", lambda model, *args: model)
+    monkeypatch.setattr(zoo.export.tflite_convert, "tflite_graph", lambda model, *args: model)
     report = convert("mobilenet_v3_small_lraspp", 0.35, tmp_path).details["report"]
     first = report["ops"][report["first_unmapped"]]
     assert first["op"] == "HARD_SWISH" and "#353" in first["reason"]
@@ -61,3 +61,11 @@ def test_label_output_leaves_only_the_label_tail_on_the_cpu(tmp_path):
     assert first["op"] == "ARG_MAX" and "not in the Edge TPU op table" in first["reason"]
     cpu = [o["op"] for o in report["ops"] if o["where"] == "cpu"]
     assert set(cpu) <= {"ARG_MAX", "CAST", "RESHAPE", "TILE"}, cpu
+
+
+def test_contract(format_contract):
+    artifact = format_contract("edgetpu", calibration_images=8).artifact
+    # The Edge TPU has no DEPTH_TO_SPACE: the transposed convs stay native, and map.
+    assert "TRANSPOSE_CONV" in artifact.ops and "DEPTH_TO_SPACE" not in artifact.ops
+    assert artifact.details["report"]["first_unmapped"] is None
+    assert artifact.input.dtype == "uint8"

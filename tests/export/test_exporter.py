@@ -12,8 +12,8 @@ from zoo.cli import run
 from zoo.errors import ConfigError, ZooError
 from zoo.export import FORMATS
 from zoo.export.exporter import export, export_command
-from zoo.export.manifest import sha256_file
-from zoo.export.tflite import read_metadata
+from zoo.export.tflite_convert import read_metadata
+from zoo.files import sha256_file
 
 
 def tree_digest(path):
@@ -149,7 +149,7 @@ def test_second_export_refuses_without_overwrite(trained_run, tmp_path, monkeypa
     ({"format": "tflite-int9"}, "unknown export format 'tflite-int9'; did you mean"),
     ({"format": "tflite", "io": "uint8"}, "option(s) io not taken by format(s) tflite"),
     ({"format": "tflite-int8", "io": "int4"}, "io must be one of uint8, int8, float"),
-    ({"format": "edgetpu", "io": "float"}, "edgetpu: io must be uint8 or int8"),
+    ({"format": "edgetpu", "io": "float"}, "edgetpu: io must be one of uint8, int8"),
     ({"format": "onnx", "max_miou_drop": "tflite=1"}, "max_miou_drop: tflite not among"),
     ({"format": "onnx", "val_images": 0}, "val_images must be >= 1"),
 ])
@@ -161,7 +161,7 @@ def test_bad_arguments_are_one_line_errors(trained_run, tmp_path, kwargs, messag
     assert not (tmp_path / "x").exists()
 
 
-def test_missing_run_bad_checkpoint_and_no_validation_data(trained_run, tmp_path, monkeypatch,
+def test_missing_run_bad_checkpoint_and_novalidation_data(trained_run, tmp_path, monkeypatch,
                                                            capsys):
     checkpoints, run_dir = trained_run
     with pytest.raises(ConfigError, match="no run folder"):

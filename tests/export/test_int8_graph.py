@@ -4,11 +4,16 @@ import numpy as np
 import pytest
 
 import zoo
+from zoo.batchnorm import recompute_batchnorm
 from zoo.bench.runtimes import bench_context
 from zoo.export import FORMATS, parse_options
-from zoo.export.base import LiteRTRunner, delegate_line, ops_outside_delegate, tflite_ops
 from zoo.export.int8_graph import DecomposedHardSwish, hard_swish_layers, int8_friendly
-from zoo.train.callbacks import recompute_batchnorm
+from zoo.export.runtimes.litert import (
+    LiteRTRunner,
+    delegate_line,
+    ops_outside_delegate,
+    tflite_ops,
+)
 
 SIZE = (64, 64)
 

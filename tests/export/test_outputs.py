@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 
 import zoo
+from zoo.batchnorm import recompute_batchnorm
 from zoo.errors import ConfigError
 from zoo.export import FORMATS, ExportContext, parse_options
-from zoo.export.base import LiteRTRunner
 from zoo.export.exporter import export
 from zoo.export.int8_graph import int8_friendly
 from zoo.export.outputs import OUTPUTS, LabelMap, head_logits, with_output
+from zoo.export.runtimes.litert import LiteRTRunner
 from zoo.export.validate import tolerance_for
-from zoo.train.callbacks import recompute_batchnorm
 
 SIZE = (64, 96)
 # One arch per head, each with its stride: unet 2, deeplabv3plus 4, lraspp 8.
@@ -117,7 +117,7 @@ def test_label_map_shape_dtype_and_values(fmt, arch, options, output, artifacts,
     dtype = "int32" if fmt == "coreml" else "uint8"
     assert art.output.dtype == dtype and art.output.shape == [1, *SIZE]
     if fmt in ("onnx", "coreml"):  # (TFLite records it too: see the last test)
-        assert art.details["output"] == output
+        assert art.output_kind == output
     out = run_all(art, images)  # each run (1, H, W), the runtime's integer type as it is
     assert out.shape == (len(images), *SIZE) and out.dtype == np.dtype(dtype)
     assert out.min() >= 0 and out.max() <= 2

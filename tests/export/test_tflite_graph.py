@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import zoo
+from zoo.batchnorm import recompute_batchnorm
 from zoo.errors import ConfigError
 from zoo.export.int8_graph import hard_swish_layers
 from zoo.export.tflite_graph import (
@@ -12,7 +13,6 @@ from zoo.export.tflite_graph import (
     depth_to_space_transposes,
     tflite_graph,
 )
-from zoo.train.callbacks import recompute_batchnorm
 
 SIZE = (64, 96)
 
@@ -73,7 +73,7 @@ def test_modes_and_int8():
 def test_tflite_formats_take_the_mode_and_native_keeps_transpose_conv(images, tmp_path):
     from zoo.bench.runtimes import bench_context
     from zoo.export import FORMATS, parse_options
-    from zoo.export.base import tflite_ops
+    from zoo.export.runtimes.litert import tflite_ops
 
     model = zoo.build_model("mobileunet", alpha=0.25, input_size=SIZE, num_classes=3)
     recompute_batchnorm(model, images)

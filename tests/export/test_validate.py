@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from zoo.errors import ConfigError
-from zoo.export.base import Artifact, TensorInfo, dequantize, quantize
+from zoo.export import Artifact, TensorInfo
+from zoo.export.runtimes import dequantize, quantize
 from zoo.export.validate import Reference, parse_overrides, tolerance_for, validate
 
 

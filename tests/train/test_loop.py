@@ -7,11 +7,12 @@ import keras
 import numpy as np
 import pytest
 
+from zoo.batchnorm import recompute_batchnorm
 from zoo.cli import run
 from zoo.config import DataConfig, ModelConfig, RunConfig, TrainConfig, load_config
 from zoo.errors import ConfigError, DataError
 from zoo.train import loop
-from zoo.train.callbacks import RunCheckpoint, recompute_batchnorm
+from zoo.train.callbacks import RunCheckpoint
 from zoo.train.cli import train_command
 
 

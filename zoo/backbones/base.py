@@ -115,8 +115,8 @@ def register_backbone(
     """Decorator registering a backbone builder function (see the module docstring)."""
 
     def decorator(fn: Callable) -> Callable:
-        BACKBONES.register(name, BackboneSpec(name, fn, alphas, channels, paper, options,
-                                              imagenet))
+        BACKBONES.register(name, BackboneSpec(name, fn, alphas, channels, paper=paper,
+                                              options=options, imagenet=imagenet))
         return fn
 
     return decorator

@@ -26,19 +26,19 @@ from typing import Any
 
 from zoo.bench.results import GRID_FIELDS, GRID_KEY, ResultTable, cell_key
 from zoo.bench.runtimes import (
-    RUNTIMES,
     Target,
     bench_context,
     calibrate_statistics,
+    export_option_names,
     prepare,
+    runtime_names,
     set_tf_threads,
 )
 from zoo.bench.timing import BLOCKS, summarize, time_interleaved
 from zoo.errors import ConfigError
+from zoo.files import error_line, write_text_atomic
 
 DEFAULT_ALPHAS = (1.0, 0.75, 0.5, 0.25)
-# Options for the exporters rather than the model (zoo.export.tflite_graph, zoo.export.outputs).
-EXPORT_OPTIONS = ("transpose_conv", "output")
 DEFAULT_SIZES = (224, 192, 160, 128)
 
 
@@ -69,17 +69,19 @@ def expand_archs(archs: Any) -> list[str]:
     return names
 
 
-def _check_runtimes(runtimes: Any) -> list[str]:
-    names = as_list(runtimes)
-    unknown = [r for r in names if r not in RUNTIMES]
+def check_runtimes(runtimes: Any) -> list[str]:
+    """Runtime names from a comma list (``all``: keras and every export format)."""
+    allowed = runtime_names()
+    names = allowed if runtimes == "all" else as_list(runtimes)
+    unknown = [r for r in names if r not in allowed]
     if unknown:
         raise ConfigError(f"unknown runtime(s) {', '.join(unknown)}; "
-                          f"allowed: {', '.join(RUNTIMES)}")
+                          f"allowed: {', '.join(allowed)}")
     return names
 
 
 def grid(archs: Any = "mobileunet", alphas: Any = DEFAULT_ALPHAS, sizes: Any = DEFAULT_SIZES,
-         runtimes: Any = RUNTIMES, threads: Any = (1, 2), runs: int = 30, warmup: int = 5,
+         runtimes: Any = "all", threads: Any = (1, 2), runs: int = 30, warmup: int = 5,
          out: str = "bench_out", num_classes: int = 2, peak_size: int = 2048,
          checkpoints: str = "checkpoints", report: bool = True, progress: bool = True,
          **options: Any) -> dict:
@@ -89,7 +91,7 @@ def grid(archs: Any = "mobileunet", alphas: Any = DEFAULT_ALPHAS, sizes: Any = D
         archs: arch names or glob patterns, comma-separated (``all`` for every arch).
         alphas: width multipliers, e.g. 1.0,0.5.
         sizes: square input sizes, multiples of 32, e.g. 224,160.
-        runtimes: keras, tflite, tflite-int8, onnx, coreml (comma-separated).
+        runtimes: keras and/or export format names, comma-separated, or all.
         threads: thread counts, e.g. 1,2.
         runs: timed runs per cell and runtime (>= 30 for the published figures).
         warmup: untimed runs first.
@@ -101,16 +103,16 @@ def grid(archs: Any = "mobileunet", alphas: Any = DEFAULT_ALPHAS, sizes: Any = D
             CSV has tflite, tflite-int8 and onnx rows (`zoo.bench.targets`).
         progress: show a progress bar.
         **options: model options for every arch, e.g. --upsample resize, and the export
-            options in `EXPORT_OPTIONS` (--transpose-conv native, --output labels-nearest) for
-            the formats that take them; all kept in the ``options`` column, so variants are
-            separate cells.
+            options the export formats declare (--transpose-conv native, --output
+            labels-nearest), for the formats that take them; all kept in the ``options``
+            column, so variants are separate cells.
 
     Returns {"measured": new rows, "skipped": cells already done, "csv": path, ...}.
     """
     arch_names = expand_archs(archs)
     alpha_values = as_list(alphas, float)
     size_values = as_list(sizes, int)
-    runtime_names = _check_runtimes(runtimes)
+    runtime_names = check_runtimes(runtimes)
     thread_values = as_list(threads, int)
     if int(runs) < 1 or int(warmup) < 0:
         raise ConfigError(f"runs must be >= 1 and warmup >= 0, got {runs} and {warmup}")
@@ -119,8 +121,10 @@ def grid(archs: Any = "mobileunet", alphas: Any = DEFAULT_ALPHAS, sizes: Any = D
     if "keras" in runtime_names and len(thread_values) > 1:
         # TensorFlow's thread pools are fixed at its first op: one process per thread count.
         for t in thread_values:
-            _child(arch_names, alpha_values, size_values, runtime_names, t, runs, warmup, out,
-                   num_classes, peak_size, progress, options)
+            _child(archs=arch_names, alphas=alpha_values, sizes=size_values,
+                   runtimes=runtime_names, threads=t, runs=runs, warmup=warmup, out=out,
+                   num_classes=num_classes, peak_size=peak_size, progress=progress,
+                   options=options)
         table = ResultTable(out_dir / "grid.csv", GRID_FIELDS, GRID_KEY)
         result = {"measured": None, "skipped": None, "csv": str(table.path)}
         if report:
@@ -161,8 +165,9 @@ def grid(archs: Any = "mobileunet", alphas: Any = DEFAULT_ALPHAS, sizes: Any = D
         if not cells:
             continue
         bar.set_postfix_str(f"{arch} a{alpha:g} {size}px")
-        rows = _measure_model(arch, alpha, size, cells, runs, warmup, num_classes, peaks,
-                              tf_note, bar, options)
+        rows = _measure_model(arch, alpha, size, cells=cells, runs=runs, warmup=warmup,
+                              num_classes=num_classes, peaks=peaks, tf_note=tf_note, bar=bar,
+                              options=options)
         table.append(rows)
         measured += sum(r["status"] == "ok" for r in rows)
     bar.close()
@@ -182,7 +187,7 @@ def options_label(options: dict[str, Any]) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(options.items()) if v is not None)
 
 
-def _measure_model(arch, alpha, size, cells, runs, warmup, num_classes, peaks, tf_note,
+def _measure_model(arch, alpha, size, *, cells, runs, warmup, num_classes, peaks, tf_note,
                    bar, options) -> list[dict]:
     """Build one model, convert it once per runtime, time each thread count's cell."""
     import keras
@@ -191,12 +196,14 @@ def _measure_model(arch, alpha, size, cells, runs, warmup, num_classes, peaks, t
     from zoo.stats import count_macs, count_params
 
     base = {"arch": arch, "options": options_label(options), "alpha": alpha, "size": size}
-    needed = sorted({r for _, todo in cells for r in todo}, key=RUNTIMES.index)
+    order = runtime_names()
+    needed = sorted({r for _, todo in cells for r in todo}, key=order.index)
     keras.backend.clear_session()
-    export_options = {k: v for k, v in options.items() if k in EXPORT_OPTIONS}
+    exporting = export_option_names()
+    export_options = {k: v for k, v in options.items() if k in exporting}
     try:
         model = build_model(arch, alpha=alpha, input_size=size, num_classes=num_classes,
-                            **{k: v for k, v in options.items() if k not in EXPORT_OPTIONS})
+                            **{k: v for k, v in options.items() if k not in exporting})
     except ConfigError as exc:
         bar.update(len(cells))
         return [{**base, "runtime": r, "threads": t, "status": "unsupported", "note": str(exc)}
@@ -212,7 +219,7 @@ def _measure_model(arch, alpha, size, cells, runs, warmup, num_classes, peaks, t
                 targets[r] = prepare(model, r, Path(tmp), context,
                                      export_options=export_options)
             except Exception as exc:  # a failed conversion is a row, not the end of the grid
-                targets[r] = Target(r, (size, size), unavailable=f"error: {_one_line(exc)}")
+                targets[r] = Target(r, (size, size), unavailable=f"error: {error_line(exc, 300)}")
         for t, todo in cells:
             timed = {r: targets[r].runner(t) for r in todo if not targets[r].unavailable}
             samples = time_interleaved(timed, runs, warmup, **BLOCKS) if timed else {}
@@ -238,11 +245,6 @@ def _measure_model(arch, alpha, size, cells, runs, warmup, num_classes, peaks, t
     return rows
 
 
-def _one_line(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
-
-
 def _peaks(thread_values, peak_size: int, out_dir: Path) -> dict[int, float]:
     """The sgemm peak per thread count, measured now and recorded in OUT/peak.json."""
     from zoo.bench.peak import matmul_peak_gflops
@@ -253,12 +255,12 @@ def _peaks(thread_values, peak_size: int, out_dir: Path) -> dict[int, float]:
     history = json.loads(path.read_text()) if path.is_file() else []
     history.append({"size": int(peak_size), "gflops": {str(k): v for k, v in peaks.items()},
                     "load1": os.getloadavg()[0]})
-    path.write_text(json.dumps(history, indent=2))
+    write_text_atomic(path, json.dumps(history, indent=2))
     return peaks
 
 
-def _child(archs, alphas, sizes, runtimes, threads, runs, warmup, out, num_classes, peak_size,
-           progress, options) -> None:
+def _child(*, archs, alphas, sizes, runtimes, threads, runs, warmup, out, num_classes,
+           peak_size, progress, options) -> None:
     args = [sys.executable, "-m", "zoo.bench", "grid", "--archs", ",".join(archs),
             "--alphas", ",".join(f"{a:g}" for a in alphas),
             "--sizes", ",".join(str(s) for s in sizes), "--runtimes", ",".join(runtimes),

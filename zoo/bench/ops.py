@@ -1,4 +1,4 @@
-"""`python -m zoo.bench ops`: where a TFLite model spends its time, op by op.
+"""`python -m zoo.bench ops`: where a model spends its time, op by op, in LiteRT or onnxruntime.
 
 Example::
 
@@ -14,15 +14,18 @@ consecutive prefix medians (noisy for small units: a unit can come out slightly 
 With ``--every N`` N units form one segment (fewer conversions); a segment's time is then
 shared among its op types in proportion to their MACs, as the printout says.
 
-Writes ``OUT/ops_tflite.csv`` and ``.md``; prints the top segments, the time per TFLite op
-type, and the shares of TRANSPOSE_CONV vs RESIZE_* and DEPTHWISE_CONV_2D vs CONV_2D. With
-``--runtime onnx`` the same table comes from onnxruntime's profiler (`zoo.bench.ops_onnx`), so
-the two runtimes can be compared op type by op type.
+``--runtime`` names an export format: one that LiteRT runs (e.g. ``tflite``, ``tflite-int8``)
+is profiled by timed prefixes as above; one that onnxruntime runs (e.g. ``onnx``) by
+onnxruntime's own profiler (`zoo.bench.ops_onnx`), with its nodes classified under the TFLite op
+names so the two runtimes can be compared op type by op type. Writes ``OUT/ops_<format>.csv``
+and ``.md``; prints the top segments, the time per op type, and the shares of TRANSPOSE_CONV vs
+RESIZE_* and DEPTHWISE_CONV_2D vs CONV_2D.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -32,6 +35,7 @@ from typing import Any
 from zoo.bench.runtimes import bench_context, calibrate_statistics, prepare
 from zoo.bench.timing import summarize, time_interleaved
 from zoo.errors import ConfigError
+from zoo.files import write_text_atomic
 
 
 @dataclass
@@ -111,7 +115,7 @@ def prefix_model(model, layers: list, done: int):
 
 
 def ops(arch: str = "mobileunet", alpha: float = 0.5, size: int = 224, threads: int = 1,
-        runs: int = 30, warmup: int = 5, every: int = 1, runtime: str = "tflite",
+        runs: int = 30, warmup: int = 5, every: int = 1, runtime: str | None = None,
         out: str = "bench_out", num_classes: int = 2, top: int = 10, progress: bool = True,
         **options: Any) -> dict:
     """Profile one model per op; print and write OUT/ops_RUNTIME.csv and .md.
@@ -124,8 +128,9 @@ def ops(arch: str = "mobileunet", alpha: float = 0.5, size: int = 224, threads: 
         runs: timed runs (TFLite: per prefix, round-robin over all prefixes).
         warmup: untimed runs first.
         every: TFLite: units per segment (1: one conversion per unit, the finest profile).
-        runtime: tflite (timed prefixes) or onnx (onnxruntime's profiler,
-            `zoo.bench.ops_onnx`), to compare where each spends its time.
+        runtime: an export format run by LiteRT (timed prefixes) or onnxruntime (its
+            profiler, `zoo.bench.ops_onnx`), to compare where each spends its time; default:
+            the float32 format LiteRT runs.
         out: output folder.
         num_classes: output classes of the untrained model.
         top: how many segments or nodes to print.
@@ -138,31 +143,36 @@ def ops(arch: str = "mobileunet", alpha: float = 0.5, size: int = 224, threads: 
 
     if int(every) < 1:
         raise ConfigError(f"every must be >= 1, got {every}")
-    if runtime not in ("tflite", "onnx"):
-        raise ConfigError(f"ops: runtime must be tflite or onnx, got {runtime!r}")
+    from zoo.export import FORMATS
+
+    profilers = {"litert": _tflite_segments, "onnxruntime": _onnx_nodes}
+    runtime = runtime or next(f for f in FORMATS.list() if FORMATS.get(f).runtime == "litert"
+                              and FORMATS.get(f).tolerance.min_agreement is not None)
+    fmt = FORMATS.get(runtime) if runtime in FORMATS else None
+    if fmt is None or fmt.runtime not in profilers:
+        usable = [f for f in FORMATS.list() if FORMATS.get(f).runtime in profilers]
+        raise ConfigError(f"ops: runtime must be one of {', '.join(usable)}, got {runtime!r}")
     keras.backend.clear_session()
     model = build_model(arch, alpha=alpha, input_size=size, num_classes=num_classes, **options)
     calibrate_statistics(model, (size, size))
     with tempfile.TemporaryDirectory(prefix="zoo-ops-") as tmp:
         context = bench_context(arch, alpha, (size, size), num_classes, Path(tmp) / "scratch")
-        if runtime == "tflite":
-            rows, total = _tflite_segments(model, context, Path(tmp), int(threads), runs, warmup,
-                                           int(every), progress)
-        else:
-            rows, total = _onnx_nodes(model, context, Path(tmp), int(threads), runs, warmup)
+        rows, total = profilers[fmt.runtime](
+            model, context, Path(tmp), runtime=runtime, threads=int(threads), runs=runs,
+            warmup=warmup, every=int(every), progress=progress)
     per_op: dict[str, float] = defaultdict(float)
     for row in rows:
         for op, ms in row.pop("per_op").items():
             per_op[op] += ms
     result = {"arch": arch, "options": options, "alpha": alpha, "size": size, "threads": threads,
-              "runtime": runtime, "total_ms": total, "segments": rows,
+              "runtime": runtime, "profiled_by": fmt.runtime, "total_ms": total, "segments": rows,
               "per_op_ms": dict(per_op), "shares": _shares(per_op, total)}
     _write(result, Path(out), int(top), int(every))
     return result
 
 
-def _tflite_segments(model, context, folder: Path, threads: int, runs: int, warmup: int,
-                     every: int, progress: bool) -> tuple[list[dict], float]:
+def _tflite_segments(model, context, folder: Path, *, runtime: str, threads: int, runs: int,
+                     warmup: int, every: int, progress: bool) -> tuple[list[dict], float]:
     """Timed prefixes: one row per segment of `every` units; total = full model median."""
     from tqdm import tqdm
 
@@ -177,7 +187,7 @@ def _tflite_segments(model, context, folder: Path, threads: int, runs: int, warm
     for k, end in enumerate(tqdm(ends, desc="bench ops: converting prefixes", unit="model",
                                  disable=not progress)):
         sub = model if end == len(layers) else prefix_model(model, layers, end)
-        runners[k] = prepare(sub, "tflite", folder, context, stem=f"prefix_{k:03d}").runner(
+        runners[k] = prepare(sub, runtime, folder, context, stem=f"prefix_{k:03d}").runner(
             threads)
     samples = time_interleaved(runners, runs, warmup)
     cumulative = [summarize(samples[k])["median_ms"] for k in range(len(ends))]
@@ -195,12 +205,12 @@ def _tflite_segments(model, context, folder: Path, threads: int, runs: int, warm
     return rows, cumulative[-1]
 
 
-def _onnx_nodes(model, context, folder: Path, threads: int, runs: int, warmup: int
-                ) -> tuple[list[dict], float]:
+def _onnx_nodes(model, context, folder: Path, *, runtime: str, threads: int, runs: int,
+                warmup: int, **_: Any) -> tuple[list[dict], float]:
     """onnxruntime's profiler: one row per executed node; total = sum of node times."""
     from zoo.bench.ops_onnx import onnx_node_times
 
-    artifact = prepare(model, "onnx", folder, context).artifact
+    artifact = prepare(model, runtime, folder, context).artifact
     nodes = onnx_node_times(artifact.path, threads, runs, warmup)
     rows = [{"segment": i, "ops": n["op"], "layers": n["node"], "macs": "", "ms": n["ms"],
              "per_op": {n["op"]: n["ms"]}} for i, n in enumerate(nodes)]
@@ -221,14 +231,16 @@ def _shares(per_op: dict[str, float], total: float) -> dict[str, float]:
 def _write(result: dict, out: Path, top: int, every: int) -> None:
     out.mkdir(parents=True, exist_ok=True)
     stem = f"ops_{result['runtime']}"
-    with (out / f"{stem}.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, ["segment", "ops", "layers", "macs", "ms"])
-        writer.writeheader()
-        writer.writerows(result["segments"])
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, ["segment", "ops", "layers", "macs", "ms"])
+    writer.writeheader()
+    writer.writerows(result["segments"])
+    write_text_atomic(out / f"{stem}.csv", buffer.getvalue())
     total = result["total_ms"]
     extra = "".join(f" {k}={v}" for k, v in result["options"].items())
-    tflite = result["runtime"] == "tflite"
-    how = ("TFLite fp32 (timed prefixes, difference of medians; total = full model median)"
+    tflite = result["profiled_by"] == "litert"
+    how = (f"LiteRT {result['runtime']} (timed prefixes, difference of medians; total = full "
+           "model median)"
            if tflite else "onnxruntime (its profiler; total = sum of node times)")
     lines = [f"{result['arch']}{extra} alpha {result['alpha']} {result['size']}px, {how}, "
              f"{result['threads']} thread(s): {total:.2f} ms", "",
@@ -247,5 +259,5 @@ def _write(result: dict, out: Path, top: int, every: int) -> None:
               f"{100 * s['resize']:.1f} %; depthwise conv {100 * s['depthwise_conv']:.1f} % vs "
               f"regular conv {100 * s['regular_conv']:.1f} % (1x1: {100 * s['conv_1x1']:.1f} %)"]
     text = "\n".join(lines) + "\n"
-    (out / f"{stem}.md").write_text(text)
+    write_text_atomic(out / f"{stem}.md", text)
     print(text)

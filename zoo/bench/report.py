@@ -21,6 +21,7 @@ from pathlib import Path
 from statistics import median
 
 from zoo.bench.results import number
+from zoo.files import save_figure_atomic, write_text_atomic
 
 
 def write_grid_report(rows: list[dict], out_dir: Path, checkpoints: str | Path = "checkpoints"
@@ -35,8 +36,8 @@ def write_grid_report(rows: list[dict], out_dir: Path, checkpoints: str | Path =
                            "cpus": _cpus(), "load1_now": _load()},
                "peaks": json.loads(peak_path.read_text()) if peak_path.is_file() else [],
                "ratios": ratios(ok), "rows": rows}
-    (out_dir / "grid.json").write_text(json.dumps(payload, indent=2))
-    (out_dir / "grid.md").write_text(_header(payload) + markdown(rows, payload["ratios"]))
+    write_text_atomic(out_dir / "grid.json", json.dumps(payload, indent=2))
+    write_text_atomic(out_dir / "grid.md", _header(payload) + markdown(rows, payload["ratios"]))
     plots = heatmaps(ok, out_dir) + [pareto(ok, ious, out_dir)] if ok else []
     return {"json": str(out_dir / "grid.json"), "markdown": str(out_dir / "grid.md"),
             "plots": [str(p) for p in plots]}
@@ -189,7 +190,7 @@ def heatmaps(ok: list[dict], out_dir: Path) -> list[Path]:
         fig.suptitle(f"{runtime}, {threads} thread(s): median latency")
         fig.tight_layout()
         path = out_dir / f"heatmap_{runtime}_t{threads}.png"
-        fig.savefig(path, dpi=110)
+        save_figure_atomic(fig, path, dpi=110)
         plt.close(fig)
         paths.append(path)
     return paths
@@ -226,6 +227,6 @@ def pareto(ok: list[dict], ious: dict, out_dir: Path) -> Path:
     ax.legend(fontsize=7)
     fig.tight_layout()
     path = out_dir / "pareto.png"
-    fig.savefig(path, dpi=110)
+    save_figure_atomic(fig, path, dpi=110)
     plt.close(fig)
     return path

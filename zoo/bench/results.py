@@ -13,12 +13,14 @@ A row counts as done when its status is ``ok``, ``unavailable`` or ``unsupported
 from __future__ import annotations
 
 import csv
+import io
 import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from zoo.errors import ConfigError
+from zoo.files import write_text_atomic
 
 GRID_KEY = ("arch", "options", "alpha", "size", "runtime", "threads")
 GRID_FIELDS = (*GRID_KEY, "status", "median_ms", "p90_ms", "mean_ms", "min_ms", "runs", "params",
@@ -63,12 +65,14 @@ class ResultTable:
     def append(self, rows: Iterable[dict[str, Any]]) -> None:
         rows = [{f: _cell(row.get(f)) for f in self.fields} for row in rows]
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        new = not self.path.is_file()
-        with self.path.open("a", newline="") as f:
-            writer = csv.DictWriter(f, self.fields)
-            if new:
-                writer.writeheader()
-            writer.writerows(rows)
+        # The whole file rewritten through a rename: a kill mid-write leaves the old CSV whole.
+        old = self.path.read_text() if self.path.is_file() else ""
+        buffer = io.StringIO(newline="")
+        writer = csv.DictWriter(buffer, self.fields)
+        if not old:
+            writer.writeheader()
+        writer.writerows(rows)
+        write_text_atomic(self.path, old + buffer.getvalue())
         keys = {cell_key(r, self.key) for r in rows}
         self.rows = [r for r in self.rows if cell_key(r, self.key) not in keys] + rows
 

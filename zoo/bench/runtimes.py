@@ -2,21 +2,21 @@
 
 Example::
 
-    target = prepare(model, "tflite-int8", folder, input_size=(224, 224))
+    target = prepare(model, "tflite-int8", folder, context)
     run = target.runner(threads=2)          # () -> logits of one random uint8 image
     target.artifact_bytes, target.details   # file size, {"xnnpack_partitions": 1}
+    runtime_names()                         # ["keras", every registered export format]
 
-Runtimes: ``keras`` (a `tf.function` of the model), ``tflite`` (fp32), ``tflite-int8``
-(full-integer, uint8 I/O, calibrated on a few random images: fine for speed, meaningless for
-accuracy), ``onnx`` (onnxruntime as `zoo.export.base.OnnxRunner` runs it) and
-``coreml`` (needs macOS to run: elsewhere the target is `unavailable` with the reason).
-Conversions go through the exporters' own `FORMATS`, so what is timed is what `export.py`
-ships.
+A benchmark runtime is ``keras`` (a `tf.function` of the model) or the name of any export
+format: the model is converted by the format's own converter, so what is timed is what
+`export.py` ships, and run in the runtime the format declares for speed (its `speed_runtime`,
+else its validating runtime). Where that runtime cannot run here (Core ML off macOS) the target
+is `unavailable` with the reason. Formats that calibrate get a few random images: fine for
+speed, meaningless for accuracy.
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,9 +24,23 @@ from typing import Any
 
 import numpy as np
 
-RUNTIMES = ("keras", "tflite", "tflite-int8", "onnx", "coreml")
-_FORMAT = {"tflite": "tflite", "tflite-int8": "tflite-int8", "onnx": "onnx", "coreml": "coreml"}
-_OPTIONS = {"tflite-int8": {"io": "uint8", "calibration_images": 8}}
+KERAS = "keras"
+# Random calibration images for formats that take them: int8 speed does not depend on ranges.
+BENCH_CALIBRATION_IMAGES = 8
+
+
+def runtime_names() -> list[str]:
+    """``keras`` and every registered export format."""
+    from zoo.export import FORMATS
+
+    return [KERAS, *FORMATS.list()]
+
+
+def export_option_names() -> set[str]:
+    """Every option some export format declares (e.g. output, transpose_conv)."""
+    from zoo.export import FORMATS
+
+    return {name for fmt in FORMATS.list() for name in FORMATS.get(fmt).option_names()}
 
 
 @dataclass
@@ -37,6 +51,7 @@ class Target:
     input_size: tuple[int, int]
     model: Any = None
     artifact: Any = None  # zoo.export.Artifact
+    timed_runtime: str = ""  # the zoo.export.runtimes entry that runs the artifact
     unavailable: str = ""  # why this runtime cannot be timed here ("" when it can)
     details: dict[str, Any] = field(default_factory=dict)
 
@@ -45,22 +60,24 @@ class Target:
         if self.artifact is None:
             return None
         path = Path(self.artifact.path)
-        if path.is_dir():
-            return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-        return path.stat().st_size
+        from zoo.files import size_bytes
+
+        return size_bytes(path)
 
     def runner(self, threads: int, seed: int = 0) -> Callable[[], Any]:
         """A no-argument callable running one inference on a fixed random uint8 image."""
         h, w = self.input_size
         image = np.random.default_rng(seed).integers(0, 256, (1, h, w, 3), dtype=np.uint8)
-        if self.runtime == "keras":
+        if self.runtime == KERAS:
             import tensorflow as tf
 
             model = self.model
             infer = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
             x = tf.constant(image.astype(np.float32))
             return lambda: np.asarray(infer(x))
-        runner = self.artifact.runner(threads=int(threads))
+        from zoo.export.runtimes import get_runner
+
+        runner = get_runner(self.timed_runtime, self.artifact.path, threads=int(threads))
         if hasattr(runner, "delegate_report"):
             self.details.update(runner.delegate_report())
         return lambda: runner.run(image)
@@ -74,7 +91,7 @@ def calibrate_statistics(model, input_size: tuple[int, int], count: int = 16, se
     conversion then produces scales that XNNPACK refuses (an ADD whose input-to-output scale
     ratio is below 1/1024 stays outside the delegate), so int8 timings and partition counts of
     raw random models say nothing about trained ones."""
-    from zoo.train.callbacks import recompute_batchnorm
+    from zoo.batchnorm import recompute_batchnorm
 
     h, w = input_size
     images = np.random.default_rng(seed).integers(0, 256, (count, h, w, 3), dtype=np.uint8)
@@ -104,26 +121,28 @@ def prepare(model, runtime: str, folder: Path, context, stem: str = "model",
 
     `export_options` (e.g. ``{"transpose_conv": "native", "output": "labels"}``) go to the
     format when it declares them, so one set can serve every runtime of a grid."""
-    from dataclasses import fields
-
     from zoo.errors import ConfigError
-    from zoo.export import FORMATS, parse_options
+    from zoo.export import FORMATS, RUNTIMES, parse_options
 
-    if runtime not in RUNTIMES:
-        raise ConfigError(f"unknown runtime {runtime!r}; allowed: {', '.join(RUNTIMES)}")
+    names = runtime_names()
+    if runtime not in names:
+        raise ConfigError(f"unknown runtime {runtime!r}; allowed: {', '.join(names)}")
     size = tuple(context.input_size)
-    if runtime == "keras":
+    if runtime == KERAS:
         return Target(runtime, size, model=model)
-    if runtime == "coreml" and sys.platform != "darwin":
-        return Target(runtime, size, unavailable="not measurable off macOS")
-    fmt = FORMATS.get(_FORMAT[runtime])
+    fmt = FORMATS.get(runtime)
+    timed = fmt.speed_runtime or fmt.runtime
+    why = RUNTIMES.get(timed).available()
+    if why:
+        return Target(runtime, size, timed_runtime=timed, unavailable=why)
     folder.mkdir(parents=True, exist_ok=True)
-    accepted = {f.name for f in fields(fmt.options_cls)}
-    given = {**_OPTIONS.get(runtime, {}),
-             **{k: v for k, v in (export_options or {}).items() if k in accepted}}
+    accepted = set(fmt.option_names())
+    given = {"calibration_images": BENCH_CALIBRATION_IMAGES} if (
+        "calibration_images" in accepted) else {}
+    given.update({k: v for k, v in (export_options or {}).items() if k in accepted})
     artifact = fmt.convert(model, folder / f"{stem}{fmt.suffix}", parse_options(fmt, given),
                            context)
-    return Target(runtime, size, artifact=artifact)
+    return Target(runtime, size, artifact=artifact, timed_runtime=timed)
 
 
 def set_tf_threads(threads: int) -> bool:

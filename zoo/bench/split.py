@@ -18,10 +18,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from zoo.bench.grid import as_list, expand_archs
+from zoo.bench.grid import as_list, check_runtimes, expand_archs
 from zoo.bench.results import ResultTable, number
 from zoo.bench.runtimes import (
-    RUNTIMES,
     Target,
     bench_context,
     calibrate_statistics,
@@ -30,6 +29,7 @@ from zoo.bench.runtimes import (
 )
 from zoo.bench.timing import BLOCKS, summarize, time_interleaved
 from zoo.errors import ConfigError
+from zoo.files import write_text_atomic
 
 SPLIT_KEY = ("arch", "alpha", "size", "runtime", "threads")
 SPLIT_FIELDS = (*SPLIT_KEY, "status", "encoder_ms", "full_ms", "decoder_ms", "decoder_share",
@@ -58,7 +58,8 @@ def split(archs: Any = "mobileunet", alphas: Any = 0.5, sizes: Any = 224,
         archs: arch names or glob patterns, comma-separated.
         alphas: width multipliers.
         sizes: square input sizes (multiples of 32).
-        runtimes: keras, tflite, tflite-int8, onnx (comma-separated).
+        runtimes: keras and/or export format names (comma-separated); a runtime that
+            cannot run here (Core ML off macOS) is an error.
         threads: thread count(s); with keras, pass one (TF's pools are fixed at start).
         runs: timed runs per model and runtime.
         warmup: untimed runs first.
@@ -70,11 +71,7 @@ def split(archs: Any = "mobileunet", alphas: Any = 0.5, sizes: Any = 224,
     from zoo.models import build_model
     from zoo.stats import count_macs
 
-    runtime_names = as_list(runtimes)
-    bad = [r for r in runtime_names if r not in RUNTIMES or r == "coreml"]
-    if bad:
-        raise ConfigError(f"split: unsupported runtime(s) {', '.join(bad)}; allowed: "
-                          f"{', '.join(r for r in RUNTIMES if r != 'coreml')}")
+    runtime_names = check_runtimes(runtimes)
     thread_values = as_list(threads, int)
     if "keras" in runtime_names:
         set_tf_threads(thread_values[0])
@@ -96,7 +93,10 @@ def split(archs: Any = "mobileunet", alphas: Any = 0.5, sizes: Any = 224,
                         context = bench_context(arch, alpha, (size, size), num_classes,
                                                 Path(tmp) / f"scratch_{part}")
                         for r in runtime_names:
-                            targets[(part, r)] = prepare(model, r, Path(tmp), context, stem=part)
+                            target = prepare(model, r, Path(tmp), context, stem=part)
+                            if target.unavailable:
+                                raise ConfigError(f"split: runtime {r}: {target.unavailable}")
+                            targets[(part, r)] = target
                     for t in thread_values:
                         timed = {f"{p}/{r}": tg.runner(t) for (p, r), tg in targets.items()}
                         samples = time_interleaved(timed, runs, warmup, **BLOCKS)
@@ -129,5 +129,5 @@ def _print_and_write(rows: list[dict], out: Path) -> None:
             f"{'' if math.isnan(share) else f'{100 * share:.0f} %'} | "
             f"{number(r, 'encoder_macs') / 1e9:.3f} | {number(r, 'full_macs') / 1e9:.3f} |")
     text = "\n".join(lines) + "\n"
-    (out / "split.md").write_text(text)
+    write_text_atomic(out / "split.md", text)
     print(text)

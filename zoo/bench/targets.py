@@ -233,7 +233,7 @@ def write_targets(rows: list[dict], out_dir: Path) -> dict[str, str]:
     (nothing when a runtime is missing). The grid calls this with its other reports."""
     if not has_target_runtimes(rows):
         return {}
-    from zoo.config import write_text_atomic
+    from zoo.files import write_text_atomic
 
     path = Path(out_dir) / "targets.md"
     write_text_atomic(path, render_markdown(target_figures(rows)))
@@ -269,7 +269,7 @@ def targets(results: str = "bench_out") -> dict:
         raise ConfigError(f"{path}: no measured rows of {', '.join(TARGET_RUNTIMES)}; run "
                           f"python -m zoo.bench grid --runtimes {','.join(TARGET_RUNTIMES)} "
                           "--threads 1,2")
-    from zoo.config import write_text_atomic
+    from zoo.files import write_text_atomic
 
     figures = target_figures(rows)
     text = render_markdown(figures)

@@ -5,7 +5,7 @@ Example::
     samples = time_interleaved({"tflite": run_a, "onnx": run_b}, runs=30, warmup=5)
     summarize(samples["tflite"])   # {"median_ms": ..., "p90_ms": ..., "mean_ms": ..., ...}
 
-This machine's noise is +-20 % run to run (CONVERSION-NOTES): timing runtime A for 30 runs and
+A shared 2-core machine is noisy from one minute to the next: timing runtime A for 30 runs and
 then runtime B would charge a slow minute to one of them. Here each round times every callable
 once (or a block of calls, see `time_interleaved`), and the order rotates each round so no
 callable always runs first (or after another's cache pollution).
@@ -31,9 +31,8 @@ def time_interleaved(fns: dict[str, Callable[[], Any]], runs: int = 30, warmup: 
 
     With ``block=k`` each turn times k consecutive calls of one callable, after `settle` untimed
     ones, and sleeps `pause` seconds after it: onnxruntime's spinning workers (its default)
-    keep both cores busy for a while after its last call, which slowed LiteRT at 2 threads
-    timed right after it from 3.9 to 6 ms (mobileunet 0.5, 224 px) and from 7.2 to 15.9 ms
-    (MobileNetV3-Large LR-ASPP, 512 px); 0.1 s of sleep was enough to recover.
+    keep both cores busy for about 0.1 s after its last call and slow whatever is timed right
+    after it (README, "Benchmarks"); a short sleep lets them park.
     """
     if int(runs) < 1 or int(block) < 1 or int(settle) < 0:
         raise ValueError(f"runs and block must be >= 1 and settle >= 0, got {runs}, {block}, "

@@ -143,7 +143,8 @@ def _list_folder(spec: DatasetSpec, root: Path, split: str) -> Listing:
         keep = set(train if split == "train" else val)
         listing.problems = [(p, r) for p, r in listing.problems if p.stem in keep]
         stems = [s for s in stems if s in keep]
-    _pair_stems(stems, images, masks, lossy, image_dir, mask_dir, listing)
+    _pair_stems(stems, images, masks, lossy=lossy, image_dir=image_dir, mask_dir=mask_dir,
+                listing=listing)
     return listing
 
 
@@ -170,7 +171,8 @@ def _list_segnet(spec: DatasetSpec, root: Path, split: str) -> Listing:
     masks = _files_by_stem(mask_dir, MASK_EXTENSIONS, listing, "mask", stem_of)
     lossy = _lossy_masks(mask_dir, masks, stem_of)
     stems = sorted(set(images) | set(masks) | set(lossy))
-    _pair_stems(stems, images, masks, lossy, image_dir, mask_dir, listing)
+    _pair_stems(stems, images, masks, lossy=lossy, image_dir=image_dir, mask_dir=mask_dir,
+                listing=listing)
     return listing
 
 
@@ -181,7 +183,7 @@ def _lossy_masks(mask_dir: Path, masks: dict[str, Path],
             if p.suffix.lower() in (".jpg", ".jpeg") and stem_of(p) not in masks}
 
 
-def _pair_stems(stems: list[str], images: dict[str, Path], masks: dict[str, Path],
+def _pair_stems(stems: list[str], images: dict[str, Path], masks: dict[str, Path], *,
                 lossy: dict[str, Path], image_dir: Path, mask_dir: Path, listing: Listing
                 ) -> None:
     """Append each stem's pair to `listing`, or the file without a partner as a problem."""

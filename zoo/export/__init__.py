@@ -1,28 +1,24 @@
-"""Export: one module per format behind `FORMATS`, one validator, one manifest writer.
+"""Export: one module per format in `formats/`, one per runtime in `runtimes/`, one validator,
+one manifest writer, and the exporter that ties them together without naming any format.
 
 Example::
 
     from zoo.export import FORMATS, export
-    FORMATS.list()                  # ['edgetpu', 'onnx', 'tflite', 'tflite-dynamic', ...]
+    FORMATS.list()                  # ['coreml', 'edgetpu', 'onnx', 'onnx-int8', 'tflite', ...]
     result = export(run="checkpoints/mobileunet-a0.5-224x224-...", format="all")
 
-Format modules register themselves on import: every module of this folder whose source uses
-``@register_format`` is imported here (helpers such as mil_reference are not), so adding a file
-is the only step to add a format.
+Importing this package imports every module of `formats/` (each registers itself), so adding a
+file there is the only step to add a format.
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-from pathlib import Path
-
-from zoo.export.base import FORMATS, Artifact, ExportContext, parse_options, register_format
-
-for _info in pkgutil.iter_modules(__path__):
-    _source = Path(__path__[0]) / f"{_info.name}.py"
-    if _info.name != "base" and _source.is_file() and "@register_format(" in _source.read_text():
-        importlib.import_module(f"{__name__}.{_info.name}")
+from zoo.export import formats  # noqa: F401 - registers every format
+from zoo.export.artifact import Artifact
+from zoo.export.context import ExportContext
+from zoo.export.format import FORMATS, FormatSpec, Tolerance, parse_options, register_format
+from zoo.export.options import ExportOptions, QuantizedOptions, option
+from zoo.export.runtimes import RUNTIMES, TensorInfo
 
 
 def __getattr__(name: str):
@@ -33,5 +29,6 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'zoo.export' has no attribute {name!r}")
 
 
-__all__ = ["FORMATS", "Artifact", "ExportContext", "export", "export_command", "parse_options",
-           "register_format"]
+__all__ = ["FORMATS", "RUNTIMES", "Artifact", "ExportContext", "ExportOptions", "FormatSpec",
+           "QuantizedOptions", "TensorInfo", "Tolerance", "export", "export_command", "option",
+           "parse_options", "register_format"]

@@ -9,9 +9,14 @@ Example::
     python export.py --format all --val-images 50 --threads 2
     python export.py --format all --output labels-nearest   # uint8 label maps, no float upsample
 
+Format options are keywords: each goes to every selected format whose options dataclass
+declares it, and one that no selected format takes is an error. This module names no format;
+it reads what each one declares in `FORMATS`.
+
 Files are written under a hidden temporary name and renamed to their final name only after
 validation passed; a failed artifact is kept as ``model.<fmt>.FAILED.<ext>``, listed as failed,
-and the command exits 1 after writing the manifest. Existing artifacts are never replaced
+and the command exits 1. The manifest is rewritten after every artifact, so an export killed
+midway leaves only validated artifacts, each listed. Existing artifacts are never replaced
 without `overwrite=True`, checked before anything is converted. Bad input (missing run or
 checkpoint, a checkpoint that does not load, unknown format or option, no validation data) is
 a one-line `ConfigError`.
@@ -21,15 +26,18 @@ from __future__ import annotations
 
 import shutil
 import sys
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from zoo.config import RunConfig, load_config
 from zoo.errors import ConfigError
-from zoo.export.base import FORMATS, ExportContext, parse_options
+from zoo.export.context import NORMALIZATION, ExportContext
+from zoo.export.format import FORMATS, parse_options
 from zoo.export.manifest import artifact_entry, report_table, write_manifest
+from zoo.export.options import option_help
 from zoo.export.validate import parse_overrides, reference, tolerance_for, validate
+from zoo.files import error_line, remove_path
 from zoo.registry import unknown_name_message
 from zoo.runs import CHECKPOINTS_DIR, resolve_run
 
@@ -70,21 +78,32 @@ def select_formats(format: Any) -> list[str]:
 
 
 def format_options(formats: list[str], given: dict[str, Any]) -> dict[str, Any]:
-    """Each format's options from the CLI flags that were given: a flag goes to every format
-    that declares it; a flag that no selected format takes is an error naming the allowed ones."""
+    """Each format's options from the keywords that were given (None: not given): a keyword goes
+    to every format that declares it; one that no selected format takes is an error naming the
+    formats that do."""
     given = {k: v for k, v in given.items() if v is not None}
+    known: dict[str, list[str]] = {}
+    for name, _, takers in option_help(_options_classes(FORMATS.list())):
+        known.setdefault(name, []).extend(takers)
+    for name in given:
+        if name not in known:
+            raise ConfigError(unknown_name_message("export option", name, sorted(known)))
     result, used = {}, set()
     for fmt in formats:
         spec = FORMATS.get(fmt)
-        accepted = {f.name for f in fields(spec.options_cls)}
-        mine = {k: v for k, v in given.items() if k in accepted}
+        mine = {k: v for k, v in given.items() if k in spec.option_names()}
         used |= set(mine)
         result[fmt] = parse_options(spec, mine)
     unused = sorted(set(given) - used)
     if unused:
         raise ConfigError(f"option(s) {', '.join(unused)} not taken by format(s) "
-                          f"{', '.join(formats)}")
+                          f"{', '.join(formats)} (taken by "
+                          f"{'; '.join(f'{u}: ' + ', '.join(known[u]) for u in unused)})")
     return result
+
+
+def _options_classes(formats: list[str]) -> dict[str, type]:
+    return {fmt: FORMATS.get(fmt).options_cls for fmt in formats}
 
 
 def load_checkpoint(path: Path):
@@ -96,24 +115,17 @@ def load_checkpoint(path: Path):
     try:
         return keras.saving.load_model(path, compile=False)
     except Exception as exc:  # noqa: BLE001 - any load failure is a bad checkpoint to the user
-        first = (str(exc).strip().splitlines() or [""])[0][:200]
-        raise ConfigError(f"{path}: checkpoint does not load ({type(exc).__name__}: {first})"
-                          ) from None
+        raise ConfigError(f"{path}: checkpoint does not load ({error_line(exc)})") from None
 
 
 def export(run: str | None = None, format: Any = "all", out: str | None = None,
-           calibration_images: int | None = None, val_images: int | None = None,
-           io: str | None = None, threads: int | None = None, min_agreement: Any = None,
-           max_miou_drop: Any = None, overwrite: bool = False, opset: int | None = None,
-           checkpoints_dir: str = str(CHECKPOINTS_DIR), precision: str | None = None,
-           output: str | None = None, minimum_deployment_target: str | None = None,
-           transpose_conv: str | None = None) -> ExportResult:
-    """Convert, validate and list every requested format; see the module docstring."""
+           val_images: int | None = None, threads: int | None = None,
+           min_agreement: Any = None, max_miou_drop: Any = None, overwrite: bool = False,
+           checkpoints_dir: str = str(CHECKPOINTS_DIR), **options: Any) -> ExportResult:
+    """Convert, validate and list every requested format; `options` are the formats' options
+    (see the module docstring)."""
     formats = select_formats(format)
-    options = format_options(formats, {"calibration_images": calibration_images, "io": io,
-                                       "opset": opset, "precision": precision,
-                                       "output": output, "transpose_conv": transpose_conv,
-                                       "minimum_deployment_target": minimum_deployment_target})
+    parsed = format_options(formats, options)
     agreement = parse_overrides(min_agreement, formats, "min_agreement")
     drop = parse_overrides(max_miou_drop, formats, "max_miou_drop")
     tolerances = {f: tolerance_for(f, agreement.get(f), drop.get(f)) for f in formats}
@@ -129,32 +141,37 @@ def export(run: str | None = None, format: Any = "all", out: str | None = None,
             raise ConfigError(f"{existing[0]} exists: pass --overwrite to replace it "
                               f"({len(existing)} existing artifact(s))")
     model = load_checkpoint(run_dir / "best.keras")
-    spec, images, masks = _validation_data(cfg, val_images)
+    spec, images, masks = validation_data(cfg, val_images)
     ref = reference(model, images, masks, spec.num_classes, spec.ignore_index)
-    context = _context(cfg, run_dir, spec, threads)
+    context = export_context(cfg, run_dir, spec, threads)
     out_dir.mkdir(parents=True, exist_ok=True)
-    entries, failed = [], []
-    try:
-        for fmt in formats:
-            entry = _export_one(fmt, model, options[fmt], context, ref, tolerances[fmt],
-                                out_dir, threads)
-            entries.append(entry)
-            if not entry["passed"]:
-                failed.append(fmt)
-    finally:
-        shutil.rmtree(context.scratch, ignore_errors=True)
     h, w = cfg.model.input_size
-    manifest = write_manifest(out_dir, entries, run={
+    run_facts = {
         "run_id": cfg.run_id or run_dir.name, "run_dir": str(run_dir),
         "arch": context.arch, "alpha": cfg.model.alpha, "input_size": [h, w],
         "classes": spec.classes, "ignore_index": spec.ignore_index,
-        "normalization": "RGB 0..255, scaled inside", "keras_miou": ref.miou,
+        "normalization": NORMALIZATION, "keras_miou": ref.miou,
         "keras_latency_ms": ref.latency_ms, "val_images": len(images), "threads": threads,
-        "calibration_sha256": context.calibration_sha256})
+        "calibration_sha256": None}
+    entries, failed, manifest = [], [], {}
+    try:
+        for fmt in formats:
+            entry = _export_one(fmt, model, options=parsed[fmt], context=context, ref=ref,
+                                tolerance=tolerances[fmt], out_dir=out_dir, threads=threads)
+            entries.append(entry)
+            if not entry["passed"]:
+                failed.append(fmt)
+            run_facts["calibration_sha256"] = run_facts["calibration_sha256"] or entry[
+                "details"].get("calibration_sha256")
+            # After every artifact: a killed export leaves each validated artifact listed.
+            manifest = write_manifest(out_dir, entries, run=run_facts)
+    finally:
+        shutil.rmtree(context.scratch, ignore_errors=True)
     return ExportResult(out_dir, manifest, failed)
 
 
-def _export_one(fmt, model, options, context, ref, tolerance, out_dir: Path, threads) -> dict:
+def _export_one(fmt, model, *, options, context, ref, tolerance, out_dir: Path, threads
+                ) -> dict:
     spec = FORMATS.get(fmt)
     final, failed = final_path(out_dir, fmt), failed_path(out_dir, fmt)
     # Hidden temporary name in the same folder: a killed export leaves nothing under the final
@@ -162,32 +179,25 @@ def _export_one(fmt, model, options, context, ref, tolerance, out_dir: Path, thr
     # The suffix stays last: coremltools insists on saving to a name ending in .mlpackage.
     tmp = out_dir / f".{final.stem}.tmp{final.suffix}"
     try:
-        _remove(tmp)
+        remove_path(tmp)
         artifact = spec.convert(model, tmp, options, context)
         result = validate(artifact, ref, tolerance, threads)
         target, stale = (final, failed) if result.passed else (failed, final)
-        _remove(target)  # only reached with --overwrite (checked up front)
+        remove_path(target)  # only reached with --overwrite (checked up front)
         tmp.replace(target)
-        _remove(stale)
+        remove_path(stale)
         artifact.path = target
         print(f"{fmt}: {'pass' if result.passed else 'FAILED'} {target.name} "
-              f"({artifact.details['output']}) agreement "
+              f"({artifact.output_kind}) agreement "
               f"{result.agreement_pct:.3f}% mIoU {result.miou:.4f} (Keras {ref.miou:.4f})"
               + (f": {result.reason}" if result.reason else ""))
         return artifact_entry(artifact, target, result)
     finally:
-        _remove(tmp)
+        remove_path(tmp)
 
 
-def _remove(path: Path) -> None:
-    """Remove a file or a package folder (.mlpackage) if it exists."""
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    else:
-        path.unlink(missing_ok=True)
-
-
-def _validation_data(cfg: RunConfig, val_images: int | None):
+def validation_data(cfg: RunConfig, val_images: int | None):
+    """(dataset spec, images, masks) of the run's validation split, `val_images` at most."""
     from zoo.data import load_split_arrays, spec_from_dict
 
     if not cfg.data.spec:
@@ -200,7 +210,9 @@ def _validation_data(cfg: RunConfig, val_images: int | None):
     return spec, images, masks
 
 
-def _context(cfg: RunConfig, run_dir: Path, spec, threads) -> ExportContext:
+def export_context(cfg: RunConfig, run_dir: Path, spec, threads: int | None = None
+                   ) -> ExportContext:
+    """The run's `ExportContext`: its facts, and calibration images from its training split."""
     from zoo.data import load_split_arrays
     from zoo.models import resolve_arch
 
@@ -212,36 +224,49 @@ def _context(cfg: RunConfig, run_dir: Path, spec, threads) -> ExportContext:
                                       limit=count)
         return images
 
-    return ExportContext(cfg.run_id or run_dir.name, arch, m.alpha, tuple(m.input_size),
-                         list(spec.classes), calibration, threads)
+    return ExportContext(run_id=cfg.run_id or run_dir.name, arch=arch, alpha=m.alpha,
+                         input_size=tuple(m.input_size), class_names=list(spec.classes),
+                         load_calibration=calibration, threads=threads)
 
 
 def export_command(run: str | None = None, format: str = "all", out: str | None = None,
-                   calibration_images: int | None = None, val_images: int | None = None,
-                   io: str | None = None, threads: int | None = None,
+                   val_images: int | None = None, threads: int | None = None,
                    min_agreement: Any = None, max_miou_drop: Any = None,
-                   overwrite: bool = False, opset: int | None = None,
-                   checkpoints_dir: str = str(CHECKPOINTS_DIR), precision: str | None = None,
-                   output: str | None = None,
-                   minimum_deployment_target: str | None = None,
-                   transpose_conv: str | None = None) -> None:
-    """Export a run: --format tflite|tflite-fp16|tflite-dynamic|tflite-int8|edgetpu|onnx|
-    coreml|all (or a comma list).
-
-    --output logits|labels|labels-nearest (every format: float logits, the argmax label map,
-    or argmax at the head's resolution + nearest upsample), --calibration-images N (int8,
-    default 100), --val-images N (default all), --io uint8|int8|float, --threads N,
-    --min-agreement 99.5 or fmt=x,fmt=y, --max-miou-drop 2 or fmt=x, --overwrite; Core ML:
-    --precision fp16|fp32, --minimum-deployment-target iOS16; TFLite: --transpose-conv
-    depth-to-space|native (2x2 stride-2 transposed convs as 1x1 conv + DEPTH_TO_SPACE, the
-    default and faster in XNNPACK, or the TRANSPOSE_CONV op). Exits 1 when an artifact fails
-    validation.
-    """
-    result = export(run, format, out, calibration_images, val_images, io, threads,
-                    min_agreement, max_miou_drop, overwrite, opset, checkpoints_dir, precision,
-                    output, minimum_deployment_target, transpose_conv)
+                   overwrite: bool = False, checkpoints_dir: str = str(CHECKPOINTS_DIR),
+                   **options: Any) -> None:
+    result = export(run=run, format=format, out=out, val_images=val_images, threads=threads,
+                    min_agreement=min_agreement, max_miou_drop=max_miou_drop,
+                    overwrite=overwrite, checkpoints_dir=checkpoints_dir, **options)
     print(report_table(result.manifest))
     print(f"manifest: {result.out_dir / 'manifest.json'}")
     if not result.ok:
         print(f"error: validation failed for {', '.join(result.failed)}", file=sys.stderr)
         sys.exit(1)
+
+
+def command_help() -> str:
+    """`export.py --help`: the common flags, then every format option with its help and the
+    formats that take it, read from the options dataclasses."""
+    lines = [
+        "Export a run to one or more formats, validate every artifact against the Keras model, "
+        "and write artifacts/manifest.json and report.md. Exits 1 when an artifact fails "
+        "validation, 2 on bad input.",
+        "",
+        "Flags:",
+        f"  --format F         {'|'.join(FORMATS.list())}|all, or a comma list (default all)",
+        "  --run DIR          the run folder (default: the newest in --checkpoints-dir)",
+        "  --out DIR          artifacts folder (default: <run>/artifacts)",
+        "  --val-images N     validation images to check each artifact on (default: all)",
+        "  --threads N        runtime threads while validating",
+        "  --min-agreement X  pixel agreement with Keras in % (a number, or fmt=x,fmt=y)",
+        "  --max-miou-drop X  mIoU drop in points (a number, or fmt=x,fmt=y)",
+        "  --overwrite        replace existing artifacts",
+        "",
+        "Format options (each goes to every selected format that takes it):",
+    ]
+    for name, help_text, takers in option_help(_options_classes(FORMATS.list())):
+        lines.append(f"  --{name.replace('_', '-')}: {help_text} [{', '.join(takers)}]")
+    return "\n".join(lines)
+
+
+export_command.__doc__ = command_help()

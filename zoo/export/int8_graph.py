@@ -8,12 +8,13 @@ Example::
 
 Hard-swish: the converter fuses ``x * relu6(x + 3) / 6`` (Keras' ``hard_silu``) into one
 HARD_SWISH op, which the XNNPACK delegate of LiteRT 2.3 takes in float32 only; in an int8 graph
-every HARD_SWISH runs in the reference kernel between two delegate partitions (MobileNetV3-Large:
-20 of them, 21 partitions, int8 2.4x slower than fp32; XNNPACK's QS8 hard-swish is still on its
-roadmap, google/XNNPACK#1684). Written as ``(relu6(x + 3) * x) * (1 / 6)`` the converter does
-not match its fusion pattern (the pattern's operand order is ``x * relu6(...)``), the 1/6 folds
-into the MUL's output scale, and the op pair becomes ADD (fused RELU6) + MUL, both delegated in
-int8. The float graphs keep the fused op: XNNPACK runs float HARD_SWISH in one kernel.
+every HARD_SWISH runs in the reference kernel between two delegate partitions, so a MobileNetV3
+splits into about as many partitions as it has hard-swish layers and int8 runs slower than fp32
+(XNNPACK's QS8 hard-swish is still on its roadmap, google/XNNPACK#1684; README, "Export").
+Written as ``(relu6(x + 3) * x) * (1 / 6)`` the converter does not match its fusion pattern
+(the pattern's operand order is ``x * relu6(...)``), the 1/6 folds into the MUL's output scale,
+and the op pair becomes ADD (fused RELU6) + MUL, both delegated in int8. The float graphs keep
+the fused op: XNNPACK runs float HARD_SWISH in one kernel.
 """
 
 from __future__ import annotations

@@ -8,13 +8,14 @@ Example::
 
 Per artifact: format, file, bytes, sha256, input/output dtype, shape, scale and zero point,
 which output it has (``details["output"]``: logits, labels or labels-nearest), validation
-figures, pass/fail, latency, plus tool versions and the calibration-set hash. An export of some
-formats keeps the entries of the other formats already in the folder.
+figures, pass/fail, latency, plus tool versions (those every format declares) and the
+calibration-set hash. An export of some formats keeps the entries of the other formats already
+in the folder. report.md adds each artifact's runtime line (e.g. its XNNPACK partitions) and any
+section its format declares (e.g. the Edge TPU op report).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 from dataclasses import asdict
@@ -22,38 +23,22 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-from zoo.config import write_text_atomic
-from zoo.export.base import delegate_line
+from zoo.export.format import FORMATS
+from zoo.export.runtimes import RUNTIMES
+from zoo.files import sha256_file, size_bytes, write_text_atomic
 
-TOOLS = ("tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert",
-         "coremltools", "numpy")
-
-
-def _files(path: Path) -> list[Path]:
-    """The file itself, or every file of a package folder (.mlpackage) in a stable order."""
-    path = Path(path)
-    return [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+BASE_TOOLS = ("keras", "numpy")
 
 
-def sha256_file(path: Path) -> str:
-    """sha256 of a file; of a folder, over each file's relative path and bytes in order."""
-    digest = hashlib.sha256()
-    for file in _files(path):
-        if file != Path(path):
-            digest.update(str(file.relative_to(path)).encode() + b"\0")
-        with open(file, "rb") as handle:
-            for block in iter(lambda h=handle: h.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
-
-
-def size_bytes(path: Path) -> int:
-    return sum(f.stat().st_size for f in _files(path))
+def tool_names() -> list[str]:
+    """Every tool a registered format declares, then Keras and NumPy."""
+    names = [t for fmt in FORMATS.list() for t in FORMATS.get(fmt).tools]
+    return list(dict.fromkeys([*names, *BASE_TOOLS]))
 
 
 def tool_versions() -> dict[str, str | None]:
     versions = {}
-    for name in TOOLS:
+    for name in tool_names():
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -64,7 +49,9 @@ def tool_versions() -> dict[str, str | None]:
 
 def artifact_entry(artifact, path: Path, result) -> dict:
     """The manifest entry of one artifact, as written at `path` (its final or FAILED name)."""
-    details = dict(artifact.details)
+    details = {**artifact.details, "output": artifact.output_kind}
+    if artifact.calibration_sha256:
+        details["calibration_sha256"] = artifact.calibration_sha256
     return {
         "format": artifact.format,
         "file": path.name,
@@ -132,6 +119,11 @@ def _format_cell(entry: dict) -> str:
     return entry["format"] if kind == "logits" else f"{entry['format']} ({kind})"
 
 
+def _runtime_line(entry: dict) -> str:
+    runtime = entry.get("runtime")
+    return RUNTIMES.get(runtime).describe(entry["details"]) if runtime in RUNTIMES else ""
+
+
 def _diff(value) -> str:
     return "n/a (labels)" if value is None else f"{value:.2g}"
 
@@ -152,19 +144,11 @@ def report_markdown(manifest: dict) -> str:
                      + (f" scale {out['scale']:.6g} zp {out['zero_point']}" if out["scale"]
                         else "")
                      + f"; sha256 {e['sha256'][:16]}...; ops {', '.join(e['ops'])}"
-                     + (f"; {delegate_line(e['details'])}" if "xnnpack_partitions" in
-                        e["details"] else ""))
+                     + "".join(f"; {line}" for line in [_runtime_line(e)] if line))
     for e in manifest["artifacts"]:
-        report = e["details"].get("report")
-        if not report:
-            continue
-        lines += ["", f"## Edge TPU ({e['file']})", "", report["summary"] + ".",
-                  e["details"].get("compiler", {}).get("message", ""), ""]
-        lines += [f"- caution: {c}" for c in report["cautions"]]
-        cpu = [o for o in report["ops"] if o["where"] == "cpu"]
-        if cpu:
-            lines += ["", "| # | op | on CPU because |", "|---|---|---|"]
-            lines += [f"| {o['index']} | {o['op']} | {o['reason']} |" for o in cpu]
+        fmt = FORMATS.get(e["format"]) if e["format"] in FORMATS else None
+        if fmt is not None and fmt.report_section is not None:
+            lines += fmt.report_section(e)
     tools = ", ".join(f"{k} {v}" for k, v in manifest["tools"].items() if v)
     lines += ["", f"Tools: {tools}.", ""]
     return "\n".join(lines)

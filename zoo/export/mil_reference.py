@@ -5,9 +5,9 @@ It loads a saved ``.mlpackage`` back into a MIL program (coremltools' milproto l
 its operations in order with NumPy. Where the program computes in fp16, every op's output is
 rounded to fp16, as Core ML stores fp16 activations (compare dtypes with
 `types.builtin_to_string`: a MIL dtype prints as a class, so ``"fp16" in str(dtype)`` is never
-true, see ../shared/CONVERSION-NOTES.md). An op it does not implement raises
-`UnsupportedOpError` naming the op and the layer: a program that cannot be run is "not run",
-never "passed".
+true, and an interpreter testing that runs fp16 programs with fp32 activations). An op it does
+not implement raises `UnsupportedOpError` naming the op and the layer: a program that cannot
+be run is "not run", never "passed".
 
 Example::
 
@@ -26,8 +26,10 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from zoo.export.runtimes.base import NotRunnableError
 
-class UnsupportedOpError(NotImplementedError):
+
+class UnsupportedOpError(NotRunnableError, NotImplementedError):
     """A MIL op the reference interpreter does not implement."""
 
 
@@ -226,7 +228,8 @@ def _conv(x, weight, bias=None, strides=(1, 1), pad_type="valid", pad=(0, 0, 0, 
     groups = int(groups)
     w = weight.astype(np.float32)
     c_out, c_in_g, kh, kw = w.shape
-    (pt, pb), (pl, pr) = _conv_pads(x, (kh, kw), strides, dilations, pad_type, pad)
+    (pt, pb), (pl, pr) = _conv_pads(x, (kh, kw), strides=strides, dilations=dilations,
+                                    pad_type=pad_type, pad=pad)
     xp = np.pad(x.astype(np.float32), ((0, 0), (0, 0), (pt, pb), (pl, pr)))
     n, c = xp.shape[:2]
     eh, ew = (kh - 1) * dilations[0] + 1, (kw - 1) * dilations[1] + 1
@@ -242,7 +245,7 @@ def _conv(x, weight, bias=None, strides=(1, 1), pad_type="valid", pad=(0, 0, 0, 
             out = np.einsum("nchwij,cmij->ncmhw", win, w.reshape(c, mult, kh, kw),
                             optimize=True).reshape(n, c_out, ho, wo)
         else:
-            win = win.reshape(n, groups, c_in_g, ho, wo, kh, kw)
+            win = win.reshape((n, groups, c_in_g, ho, wo, kh, kw))
             wg = w.reshape(groups, c_out // groups, c_in_g, kh, kw)
             out = np.einsum("ngchwij,gocij->ngohw", win, wg,
                             optimize=True).reshape(n, c_out, ho, wo)

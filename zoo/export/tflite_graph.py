@@ -11,9 +11,9 @@ Transposed conv: a 2x2 stride-2 Conv2DTranspose (the MobileUNet decoder's upsamp
 overlaps its taps, so it equals a 1x1 conv to 4x the channels followed by DEPTH_TO_SPACE
 (pixel shuffle): ``y[2i+a, 2j+b, o] = sum_c x[i, j, c] K[a, b, o, c] + bias[o]``. XNNPACK runs
 TRANSPOSE_CONV as a sub-convolution whose inner loop is its 1-row igemm microkernel
-(``xnn_f32_igemm_minmax_ukernel_1x32``: 37 % of mobileunet 0.5's time at 224 px under `perf`),
-while the 1x1 conv is an ordinary gemm; the rewrite took mobileunet 0.5 at 224 from 10.0 to
-8.4 ms in fp32 and from 7.7 to 5.6 ms in int8 (1 thread). onnxruntime's ConvTranspose is not
+(``xnn_f32_igemm_minmax_ukernel_1x32``, which `perf` shows as the hot spot of the MobileUNet
+decoder), while the 1x1 conv is an ordinary gemm (``python -m zoo.bench grid --transpose-conv
+native`` times both forms side by side; README, "Benchmarks"). onnxruntime's ConvTranspose is not
 slow, so the ONNX export keeps it; the Edge TPU lacks DEPTH_TO_SPACE, so edgetpu keeps it too.
 The decoder's design (learned 2x2 stride-2 upsampling) is unchanged: this is one op written as
 two.

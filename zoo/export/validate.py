@@ -11,7 +11,7 @@ and mean IoU against the Keras model's own predictions, max abs logit difference
 for int8) and the median single-image latency. A format fails when its agreement is below its
 `min_agreement` or its mIoU drop exceeds `max_miou_drop`.
 
-An artifact whose output is a label map ``(1, H, W)`` (``details["output"]`` "labels" or
+An artifact whose output is a label map ``(1, H, W)`` (`Artifact.output_kind` "labels" or
 "labels-nearest", see zoo/export/outputs.py) is judged by the same gate against the same Keras
 logits' argmax: for "labels-nearest" the mIoU drop is the real accuracy cost of skipping the
 full-resolution upsample, and the tolerance stays the format's (its failure reason says how
@@ -26,33 +26,16 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 
 from zoo.errors import ConfigError
+from zoo.export.format import FORMATS, Tolerance
+from zoo.export.runtimes import NotRunnableError
+from zoo.files import error_line
 from zoo.metrics import confusion_matrix, iou_per_class, mean_iou
-
-
-@dataclass(frozen=True)
-class Tolerance:
-    """Pass thresholds: pixel agreement with Keras in % (None: not checked), mIoU drop in pt."""
-
-    min_agreement: float | None = 99.9
-    max_miou_drop: float = 0.1
-
-
-DEFAULT_TOLERANCES = {
-    "tflite": Tolerance(99.9, 0.1),
-    "onnx": Tolerance(99.9, 0.1),
-    "tflite-fp16": Tolerance(None, 0.3),
-    "tflite-dynamic": Tolerance(None, 2.0),
-    "tflite-int8": Tolerance(None, 2.0),
-    "edgetpu": Tolerance(None, 2.0),
-    # fp16 ML program by default (fp32 with --precision fp32 is well inside this too).
-    "coreml": Tolerance(None, 0.3),
-}
 
 
 def tolerance_for(fmt: str, min_agreement: float | None = None,
                   max_miou_drop: float | None = None) -> Tolerance:
-    """The format's default tolerance (float32-tight for a format without one), overridden."""
-    tol = DEFAULT_TOLERANCES.get(fmt, Tolerance())
+    """The format's declared tolerance (float32-tight for an unregistered name), overridden."""
+    tol = FORMATS.get(fmt).tolerance if fmt in FORMATS else Tolerance()
     if min_agreement is not None:
         tol = replace(tol, min_agreement=float(min_agreement))
     if max_miou_drop is not None:
@@ -116,8 +99,8 @@ def reference(model, images: np.ndarray, masks: np.ndarray, num_classes: int,
         times.append(time.perf_counter() - start)
     logits = np.concatenate(logits).astype(np.float32)
     cm = confusion_matrix(masks, logits.argmax(-1), num_classes, ignore_index)
-    return Reference(images, masks, logits, num_classes, ignore_index, mean_iou(cm),
-                     _median_ms(times))
+    return Reference(images=images, masks=masks, logits=logits, num_classes=num_classes,
+                     ignore_index=ignore_index, miou=mean_iou(cm), latency_ms=_median_ms(times))
 
 
 @dataclass
@@ -154,20 +137,17 @@ def validate(artifact, ref: Reference, tolerance: Tolerance, threads: int | None
     An artifact that cannot be loaded or run fails ("could not run"); one whose ops the
     runtime does not implement (the Core ML reference interpreter) is "not run": never passed.
     """
-    from zoo.export.mil_reference import UnsupportedOpError
-
     try:
         return _validate(artifact, ref, tolerance, threads, runner)
-    except UnsupportedOpError as exc:
-        return _not_passed(artifact.format, ref, tolerance, threads, "not run",
-                           f"{artifact.format}: not run: {exc}")
+    except NotRunnableError as exc:
+        return _not_passed(artifact.format, ref, tolerance, threads=threads, status="not run",
+                           reason=f"{artifact.format}: not run: {exc}")
     except Exception as exc:  # noqa: BLE001 - a broken artifact is a failed validation
-        first = (str(exc).strip().splitlines() or [""])[0][:200]
-        return _not_passed(artifact.format, ref, tolerance, threads, "failed",
-                           f"{artifact.format}: could not run ({type(exc).__name__}: {first})")
+        return _not_passed(artifact.format, ref, tolerance, threads=threads, status="failed",
+                           reason=f"{artifact.format}: could not run ({error_line(exc)})")
 
 
-def _not_passed(name, ref, tolerance, threads, status, reason) -> ValidationResult:
+def _not_passed(name, ref, tolerance, *, threads, status, reason) -> ValidationResult:
     nan = float("nan")
     return ValidationResult(format=name, passed=False, reason=reason, images=0, miou=nan,
                             keras_miou=ref.miou, miou_drop_pt=nan, agreement_pct=nan,
@@ -199,7 +179,7 @@ def _validate(artifact, ref, tolerance, threads, runner) -> ValidationResult:
     iou_keras = mean_iou(confusion_matrix(ref.pred, pred, ref.num_classes))
     drop = (ref.miou - miou) * 100.0
     reason = ""
-    output = (getattr(artifact, "details", None) or {}).get("output", "logits")
+    output = artifact.output_kind
     name = artifact.format if output == "logits" else f"{artifact.format} ({output})"
     if not finite:
         reason = f"{name}: non-finite logits"

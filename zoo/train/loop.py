@@ -33,10 +33,10 @@ from zoo.config import (
     config_to_dict,
     load_config,
     save_config,
-    write_text_atomic,
 )
 from zoo.data import load_split_arrays, make_dataset, resolve_dataset, scan, spec_from_dict
 from zoo.errors import ConfigError
+from zoo.files import write_text_atomic
 from zoo.metrics import confusion_matrix, iou_per_class, mean_iou
 from zoo.models import build_model, resolve_arch
 from zoo.runs import CHECKPOINTS_DIR, resolve_run
@@ -214,7 +214,7 @@ def _fit(cfg: RunConfig, spec, scans, class_weights, run_dir: Path, resume_from:
             model.fit(train_ds, validation_data=val_ds, epochs=cfg.train.epochs, shuffle=False,
                       initial_epoch=initial_epoch, steps_per_epoch=steps, callbacks=callbacks,
                       verbose=(1 if sys.stdout.isatty() else 2) if verbose is None else verbose)
-        _finish(cfg, spec, run_dir, checkpoint, time.time() - t0, resume_from)
+        _finish(cfg, spec, run_dir, seconds=time.time() - t0, resume_from=resume_from)
     finally:
         keras.mixed_precision.set_global_policy(policy)
     return run_dir
@@ -230,8 +230,8 @@ def _truncate_log(path: Path, epochs: int) -> None:
     write_text_atomic(path, "".join(kept))
 
 
-def _finish(cfg: RunConfig, spec, run_dir: Path, checkpoint: RunCheckpoint, seconds: float,
-            resume_from: dict | None) -> None:
+def _finish(cfg: RunConfig, spec, run_dir: Path, *, seconds: float, resume_from: dict | None
+            ) -> None:
     """metrics.json from the best checkpoint on the whole validation split, plus the plots."""
     best = keras.saving.load_model(run_dir / "best.keras", compile=False)
     images, masks = load_split_arrays(spec, cfg.data.val_split, tuple(cfg.model.input_size),
@@ -257,7 +257,7 @@ def _finish(cfg: RunConfig, spec, run_dir: Path, checkpoint: RunCheckpoint, seco
     write_text_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2))
     write_curves(run_dir / "log.csv", run_dir / "curves.png")
     n = min(4, len(images))
-    write_samples(images[:n], masks[:n], pred[:n], spec.num_classes, spec.ignore_index,
-                  run_dir / "samples.png")
+    write_samples(images[:n], masks[:n], pred[:n], num_classes=spec.num_classes,
+                  ignore_index=spec.ignore_index, out=run_dir / "samples.png")
     print(f"run {run_dir}: best val mIoU {metrics['best_val_miou']:.4f} at epoch "
           f"{metrics['best_epoch']} of {metrics['epochs']} ({metrics['wall_time_s']:.0f} s)")

@@ -3,21 +3,11 @@
 from __future__ import annotations
 
 import csv
-import io
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-
-def _save_figure_atomic(fig, path: Path) -> None:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(buf.getvalue())
-    os.replace(tmp, path)
+from zoo.files import save_figure_atomic
 
 
 def read_log(path: Path) -> list[dict[str, float]]:
@@ -45,7 +35,7 @@ def write_curves(log_csv: Path, out: Path) -> None:
         ax.set_title(key)
         ax.grid(alpha=0.3)
         ax.legend()
-    _save_figure_atomic(fig, out)
+    save_figure_atomic(fig, out, dpi=100, bbox_inches="tight")
     plt.close(fig)
 
 
@@ -78,5 +68,5 @@ def write_samples(images: np.ndarray, truth: np.ndarray, pred: np.ndarray, num_c
             axes[i, j].imshow(shown.astype(np.uint8))
             axes[i, j].set_title(title if i == 0 else "")
             axes[i, j].axis("off")
-    _save_figure_atomic(fig, out)
+    save_figure_atomic(fig, out, dpi=100, bbox_inches="tight")
     plt.close(fig)

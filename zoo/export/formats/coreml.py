@@ -14,23 +14,26 @@ outputs share the name: ML program feature names must be identifiers (``labels-n
 refused), and an app can swap one label model for the other. Xcode's segmentation preview is
 set up from the class labels.
 
-Core ML prediction needs macOS; everywhere else the artifact runs in `mil_reference`, which
-executes the saved program with NumPy (fp16 rounding emulated). On macOS the real runtime is
-used as well (`CoreMLRunner`).
+Core ML prediction needs macOS; everywhere else the artifact is validated by the NumPy
+interpreter of `zoo.export.mil_reference` (fp16 rounding emulated); benchmarks time the real
+runtime, on macOS (`zoo.export.runtimes.coreml`).
 """
 
 from __future__ import annotations
 
 import json
-import platform
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from zoo.errors import ConfigError
-from zoo.export.base import Artifact, ExportContext, Runner, TensorInfo, register_format
-from zoo.export.outputs import OUTPUTS, is_label_output, with_output
+from zoo.export.artifact import Artifact
+from zoo.export.context import ExportContext
+from zoo.export.format import FLOAT16, register_format
+from zoo.export.options import ExportOptions, choice, option
+from zoo.export.outputs import is_label_output, with_output
+from zoo.export.runtimes import TensorInfo
+from zoo.export.runtimes.coreml import import_coremltools, is_macos
 
 PRECISIONS = ("fp16", "fp32")
 TARGETS = ("iOS15", "iOS16", "iOS17", "iOS18", "macOS12", "macOS13", "macOS14", "macOS15")
@@ -45,35 +48,25 @@ ANE_UNFRIENDLY = {
 }
 
 
-def _import_coremltools():
-    try:
-        import coremltools as ct
-    except ImportError:
-        raise ConfigError("Core ML export needs coremltools: pip install -e '.[export]'") from None
-    return ct
-
-
 @dataclass
-class CoreMLOptions:
-    """precision: fp16 (default) or fp32 compute; output: logits, labels or labels-nearest
-    (argmax label maps, see zoo/export/outputs.py); minimum_deployment_target: iOS16 by
-    default."""
+class CoreMLOptions(ExportOptions):
+    """Core ML's own options besides the output."""
 
-    precision: str = "fp16"
-    output: str = "logits"
-    minimum_deployment_target: str = "iOS16"
-    author: str = "mobileseg-zoo"
-    license: str = "Apache-2.0 (model code); check your training data's terms"
-    version: str = "1"
+    precision: str = option("fp16", "Core ML compute precision: fp16 or fp32",
+                            choice(*PRECISIONS))
+    minimum_deployment_target: str = option("iOS16", "Core ML minimum deployment target: "
+                                            + ", ".join(TARGETS), choice(*TARGETS))
+    author: str = option("mobileseg-zoo", "Core ML model author")
+    license: str = option("Apache-2.0 (model code); check your training data's terms",
+                          "Core ML model license text")
+    version: str = option("1", "Core ML model version string")
 
-    def __post_init__(self):
-        for name, value, allowed in (("precision", self.precision, PRECISIONS),
-                                     ("output", self.output, OUTPUTS),
-                                     ("minimum_deployment_target",
-                                      self.minimum_deployment_target, TARGETS)):
-            if value not in allowed:
-                raise ConfigError(f"coreml {name} must be one of {', '.join(allowed)}, "
-                                  f"got {value!r}")
+
+def read_coreml_metadata(path: Path) -> dict[str, str]:
+    """The user-defined metadata of a saved .mlpackage (readable on every OS)."""
+    ct = import_coremltools()
+    spec = ct.utils.load_spec(str(path))
+    return dict(spec.description.metadata.userDefined)
 
 
 def feature_name(output: str) -> str:
@@ -81,10 +74,13 @@ def feature_name(output: str) -> str:
     return "labels" if is_label_output(output) else "logits"
 
 
-@register_format("coreml", CoreMLOptions, suffix=".mlpackage")
+# fp16 ML program by default (fp32 with --precision fp32 is well inside this too).
+@register_format("coreml", CoreMLOptions, suffix=".mlpackage", runtime="mil-reference",
+                 tolerance=FLOAT16, tools=("tensorflow", "coremltools"),
+                 read_metadata=read_coreml_metadata, speed_runtime="coreml")
 def convert(model, out_path: Path, options: CoreMLOptions, context: ExportContext) -> Artifact:
     """Convert the Keras model to an ML program and save it as `out_path` (.mlpackage)."""
-    ct = _import_coremltools()
+    ct = import_coremltools()
     h, w = context.input_size
     source = with_output(model, options.output, label_dtype="int32", cache=context.cache)
     name = feature_name(options.output)
@@ -103,7 +99,7 @@ def convert(model, out_path: Path, options: CoreMLOptions, context: ExportContex
     ct.utils.rename_feature(spec, spec.description.output[0].name, name)
     mlmodel = ct.models.MLModel(spec, weights_dir=mlmodel.weights_dir, skip_model_load=True)
     _describe(mlmodel, options, context)
-    mlmodel.save(str(out_path))
+    mlmodel.save(str(out_path))  # a package folder: the exporter renames it into place
 
     from zoo.export.mil_reference import MilProgram
 
@@ -115,8 +111,9 @@ def convert(model, out_path: Path, options: CoreMLOptions, context: ExportContex
         TensorInfo("image", "image RGB (uint8 pixel buffer)", [1, h, w, 3]),
         TensorInfo(name, "int32" if labels else "float32",
                    [1, h, w] if labels else [1, h, w, classes]),
+        output_kind=options.output,
         ops=[o.op_type for o in program.function.operations if o.op_type != "const"],
-        details={"precision": options.precision, "output": options.output,
+        details={"precision": options.precision,
                  "minimum_deployment_target": options.minimum_deployment_target,
                  "ane_warnings": ane_warnings(program),
                  "unsupported_by_reference": [f"{k} ({n})" for k, n in program.unsupported()],
@@ -162,43 +159,3 @@ def ane_warnings(program) -> list[str]:
                 continue
         warnings.append(f"{operation.name}: {reason} may not run on the Neural Engine")
     return warnings
-
-
-def is_macos() -> bool:
-    return platform.system() == "Darwin"
-
-
-class MilReferenceRunner(Runner):
-    """Runs a saved ML program with the NumPy reference interpreter (every platform)."""
-
-    def __init__(self, path: Path, threads: int | None = None) -> None:
-        from zoo.export.mil_reference import MilProgram
-
-        self.program = MilProgram.load(path)
-        self.input_name = self.program.input_names[0]
-        self.output_name = self.program.output_names[0]
-
-    def run(self, images: np.ndarray) -> np.ndarray:
-        x = np.transpose(np.asarray(images, np.float32), (0, 3, 1, 2))  # the program takes NCHW
-        out = self.program.run({self.input_name: x})[self.output_name]
-        # An integer label map as it is (int32), logits as float32 (as the other runners do).
-        return out if np.issubdtype(out.dtype, np.integer) else out.astype(np.float32)
-
-
-class CoreMLRunner(Runner):
-    """The real Core ML runtime (macOS only)."""
-
-    def __init__(self, path: Path, threads: int | None = None) -> None:
-        ct = _import_coremltools()
-        if not is_macos():
-            raise ConfigError("Core ML prediction needs macOS; use the mil-reference runtime")
-        self.model = ct.models.MLModel(str(path))
-        self.output_name = self.model.get_spec().description.output[0].name
-
-    def run(self, images: np.ndarray) -> np.ndarray:
-        from PIL import Image
-
-        out = self.model.predict({"image": Image.fromarray(np.asarray(images[0], np.uint8))})
-        value = np.asarray(out[self.output_name])
-        value = value if value.ndim in (3, 4) and value.shape[0] == 1 else value[None]
-        return value if np.issubdtype(value.dtype, np.integer) else value.astype(np.float32)

@@ -24,10 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.errors import ConfigError
-from zoo.export.base import Artifact, ExportContext, LiteRTRunner, register_format, tflite_ops
-from zoo.export.outputs import check_output
-from zoo.export.tflite import Int8Options, int8_bytes, with_metadata
+from zoo.export.artifact import Artifact
+from zoo.export.context import ExportContext
+from zoo.export.format import INT8, register_format
+from zoo.export.options import QuantizedOptions, choice, option
+from zoo.export.runtimes.litert import LiteRTRunner, tflite_ops
+from zoo.export.tflite_convert import int8_bytes, litert_artifact, read_metadata
 
 # Coral's supported-operations table, as TFLite builtin op names.
 SUPPORTED_OPS = frozenset({
@@ -60,20 +62,11 @@ CAUTION = {
 
 
 @dataclass
-class EdgeTPUOptions:
-    """The int8 model's I/O (uint8 or int8: the Edge TPU takes no float), calibration size and
-    output (logits, labels or labels-nearest, see zoo/export/outputs.py)."""
+class EdgeTPUOptions(QuantizedOptions):
+    """The full-integer model's options; the Edge TPU takes no float I/O."""
 
-    io: str = "uint8"
-    calibration_images: int = 100
-    output: str = "logits"
-
-    def __post_init__(self):
-        check_output(self.output)
-        if self.io not in ("uint8", "int8"):
-            raise ConfigError(f"edgetpu: io must be uint8 or int8, got {self.io!r}")
-        if int(self.calibration_images) < 1:
-            raise ConfigError(f"calibration_images must be >= 1, got {self.calibration_images}")
+    io: str = option("uint8", "input/output type of the Edge TPU model: uint8 or int8",
+                     choice("uint8", "int8"))
 
 
 def op_report(path: Path) -> dict:
@@ -152,24 +145,38 @@ def compile_with_edgetpu_compiler(path: Path, out_dir: Path) -> dict:
             "message": f"edgetpu_compiler exit {proc.returncode}", "log": log[-4000:]}
 
 
-@register_format("edgetpu", EdgeTPUOptions, suffix=".edgetpu-int8.tflite")
+def report_section(entry: dict) -> list[str]:
+    """report.md's Edge TPU section for one manifest entry: the summary, the compiler's word,
+    cautions and the ops left on the CPU with the reason."""
+    report = entry["details"]["report"]
+    lines = ["", f"## Edge TPU ({entry['file']})", "", report["summary"] + ".",
+             entry["details"].get("compiler", {}).get("message", ""), ""]
+    lines += [f"- caution: {c}" for c in report["cautions"]]
+    cpu = [o for o in report["ops"] if o["where"] == "cpu"]
+    if cpu:
+        lines += ["", "| # | op | on CPU because |", "|---|---|---|"]
+        lines += [f"| {o['index']} | {o['op']} | {o['reason']} |" for o in cpu]
+    return lines
+
+
+@register_format("edgetpu", EdgeTPUOptions, suffix=".edgetpu-int8.tflite", runtime="litert",
+                 tolerance=INT8, tools=("tensorflow", "ai-edge-litert"),
+                 read_metadata=read_metadata, report_section=report_section)
 def convert(model, out_path: Path, options: EdgeTPUOptions, context: ExportContext
             ) -> Artifact:
     """The full-integer model (shared with tflite-int8), its op report and, when possible, the
     compiled model."""
     # The Edge TPU has TRANSPOSE_CONV but no DEPTH_TO_SPACE: keep the native op.
-    data = int8_bytes(model, Int8Options(options.io, options.calibration_images,
-                                         options.output, transpose_conv="native"), context)
-    out_path.write_bytes(with_metadata(data, context.metadata()))
-    runner = LiteRTRunner(out_path)
+    data, sha256 = int8_bytes(model, context, io=options.io,
+                              calibration_images=options.calibration_images,
+                              output=options.output, transpose_conv="native")
+    artifact = litert_artifact(
+        "edgetpu", data, out_path, context, output=options.output,
+        details={"io": options.io, "calibration_images": options.calibration_images},
+        calibration_sha256=sha256)
     report = op_report(out_path)
     compiler = compile_with_edgetpu_compiler(out_path, context.scratch)
     print(f"edgetpu: {report['summary']}; {compiler['message']}")
-    return Artifact("edgetpu", out_path, "litert", runner.input_info, runner.output_info,
-                    ops=[o["op"] for o in report["ops"]],
-                    details={"io": options.io, "output": options.output,
-                             "calibration_images": int(
-                        options.calibration_images),
-                        "calibration_sha256": context.calibration_sha256,
-                        "report": report, "compiler": compiler,
-                        **runner.delegate_report()})
+    artifact.ops = [o["op"] for o in report["ops"]]
+    artifact.details.update(report=report, compiler=compiler)
+    return artifact

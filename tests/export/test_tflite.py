@@ -1,0 +1,26 @@
+"""TFLite formats: the contract for each variant, plus what only TFLite has."""
+
+import pytest
+
+from zoo.export.runtimes.litert import LiteRTRunner
+
+
+@pytest.mark.parametrize("name", ["tflite", "tflite-fp16", "tflite-dynamic", "tflite-int8"])
+def test_contract(name, format_contract):
+    contract = format_contract(name)
+    details = contract.artifact.details
+    assert details["xnnpack_partitions"] >= 1 and "outside_delegate" in details
+    # The 2x2 stride-2 transposed convs of the MobileUNet decoder are written for XNNPACK.
+    assert "DEPTH_TO_SPACE" in contract.artifact.ops
+    assert "TRANSPOSE_CONV" not in contract.artifact.ops
+    assert details["transpose_conv"] == "depth-to-space"
+
+
+@pytest.mark.parametrize("io", ["uint8", "int8", "float"])
+def test_int8_io_types(io, format_contract):
+    artifact = format_contract("tflite-int8", io=io, calibration_images=8).artifact
+    runner = LiteRTRunner(artifact.path)
+    expected = "float32" if io == "float" else io
+    assert runner.input_info.dtype == expected and runner.output_info.dtype == expected
+    assert artifact.input.quantized == (io != "float")
+    assert artifact.details["io"] == io

@@ -1,0 +1,98 @@
+"""TFLite: float32, float16, dynamic-range and full-integer int8, run with LiteRT.
+
+Example::
+
+    fmt = FORMATS.get("tflite-int8")
+    art = fmt.convert(model, Path("m.int8.tflite"), parse_options(fmt, {"io": "uint8"}), ctx)
+    art.input.scale, art.input.zero_point   # (1.0, 0) for uint8 I/O on 0..255 images
+
+All four convert the graph of `zoo.export.tflite_graph` (2x2 stride-2 transposed convs as 1x1
+conv + DEPTH_TO_SPACE unless ``transpose_conv="native"``; hard-swish as ADD + MUL in int8)
+through one batch-1 SavedModel (`zoo.export.tflite_convert`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from zoo.export.artifact import Artifact
+from zoo.export.context import ExportContext
+from zoo.export.format import FLOAT16, FLOAT32, INT8, register_format
+from zoo.export.options import ExportOptions, QuantizedOptions, choice, option
+from zoo.export.tflite_convert import float_bytes, int8_bytes, litert_artifact, read_metadata
+from zoo.export.tflite_graph import TRANSPOSE_CONV_MODES
+
+TOOLS = ("tensorflow", "ai-edge-litert")
+TRANSPOSE_CONV_HELP = ("TFLite: 2x2 stride-2 transposed convs as 1x1 conv + DEPTH_TO_SPACE "
+                       "(depth-to-space, faster in XNNPACK) or the TRANSPOSE_CONV op (native)")
+
+
+@dataclass
+class FloatOptions(ExportOptions):
+    """tflite, tflite-fp16 and tflite-dynamic."""
+
+    transpose_conv: str = option("depth-to-space", TRANSPOSE_CONV_HELP,
+                                 choice(*TRANSPOSE_CONV_MODES))
+
+
+@dataclass
+class Int8Options(QuantizedOptions):
+    """Full-integer quantization (TFLITE_BUILTINS_INT8)."""
+
+    transpose_conv: str = option("depth-to-space", TRANSPOSE_CONV_HELP,
+                                 choice(*TRANSPOSE_CONV_MODES))
+
+
+def _float(fmt: str, model, out_path: Path, options: FloatOptions, context: ExportContext, *,
+           weights: str) -> Artifact:
+    data = float_bytes(model, context, output=options.output,
+                       transpose_conv=options.transpose_conv, weights=weights)
+    artifact = litert_artifact(fmt, data, out_path, context, output=options.output)
+    _note_transpose_conv(artifact, options)
+    return artifact
+
+
+def _note_transpose_conv(artifact: Artifact, options) -> None:
+    if {"TRANSPOSE_CONV", "DEPTH_TO_SPACE"} & set(artifact.ops):
+        artifact.details["transpose_conv"] = options.transpose_conv
+
+
+@register_format("tflite", FloatOptions, suffix=".tflite", runtime="litert", tolerance=FLOAT32,
+                 tools=TOOLS, read_metadata=read_metadata)
+def convert_float32(model, out_path: Path, options: FloatOptions, context: ExportContext
+                    ) -> Artifact:
+    """float32 weights and activations."""
+    return _float("tflite", model, out_path, options, context, weights="float32")
+
+
+@register_format("tflite-fp16", FloatOptions, suffix=".fp16.tflite", runtime="litert",
+                 tolerance=FLOAT16, tools=TOOLS, read_metadata=read_metadata)
+def convert_float16(model, out_path: Path, options: FloatOptions, context: ExportContext
+                    ) -> Artifact:
+    """float16 weights (dequantized to float32 on CPU, native on GPU delegates)."""
+    return _float("tflite-fp16", model, out_path, options, context, weights="float16")
+
+
+@register_format("tflite-dynamic", FloatOptions, suffix=".dynamic.tflite", runtime="litert",
+                 tolerance=INT8, tools=TOOLS, read_metadata=read_metadata)
+def convert_dynamic(model, out_path: Path, options: FloatOptions, context: ExportContext
+                    ) -> Artifact:
+    """int8 weights, float activations (dynamic-range quantization, no calibration data)."""
+    return _float("tflite-dynamic", model, out_path, options, context, weights="dynamic")
+
+
+@register_format("tflite-int8", Int8Options, suffix=".int8.tflite", runtime="litert",
+                 tolerance=INT8, tools=TOOLS, read_metadata=read_metadata)
+def convert_int8(model, out_path: Path, options: Int8Options, context: ExportContext
+                 ) -> Artifact:
+    """Full-integer int8 with uint8, int8 or float I/O, calibrated on training images."""
+    data, sha256 = int8_bytes(model, context, io=options.io,
+                              calibration_images=options.calibration_images,
+                              output=options.output, transpose_conv=options.transpose_conv)
+    artifact = litert_artifact(
+        "tflite-int8", data, out_path, context, output=options.output,
+        details={"io": options.io, "calibration_images": options.calibration_images},
+        calibration_sha256=sha256)
+    _note_transpose_conv(artifact, options)
+    return artifact

@@ -1,0 +1,57 @@
+"""Converting to ONNX, shared by the ONNX formats.
+
+Example::
+
+    proto = to_onnx(model, context, opset=17, output="logits")
+    artifact = onnx_artifact("onnx", proto, Path("model.onnx"), context, output="logits",
+                             details={"opset": 17})
+
+The input stays NHWC float32 named ``image`` with raw RGB 0..255 (the Rescaling is inside the
+graph), batch 1; the run's metadata goes into ``metadata_props``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from zoo.export.artifact import Artifact
+from zoo.export.context import ExportContext
+from zoo.export.outputs import with_output
+from zoo.export.runtimes.ort import onnx_io_info
+from zoo.files import write_bytes_atomic
+
+
+def to_onnx(model, context: ExportContext, *, opset: int, output: str):
+    """The ONNX ModelProto of `model` with `output` at batch 1 (`tf2onnx.convert.from_keras`),
+    the run's metadata in metadata_props."""
+    import onnx
+    import tensorflow as tf
+    import tf2onnx
+
+    h, w = context.input_size
+    proto, _ = tf2onnx.convert.from_keras(
+        with_output(model, output, cache=context.cache),
+        input_signature=[tf.TensorSpec([1, h, w, 3], tf.float32, name="image")],
+        opset=int(opset))
+    onnx.helper.set_model_props(proto, context.metadata())
+    return proto
+
+
+def read_onnx_metadata(path: Path) -> dict[str, str]:
+    """The metadata_props of an .onnx file."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return {p.key: p.value for p in model.metadata_props}
+
+
+def onnx_artifact(fmt: str, proto, out_path: Path, context: ExportContext, *, output: str,
+                  details: dict, calibration_sha256: str | None = None) -> Artifact:
+    """Write `proto` to `out_path` and describe it (I/O with scale and zero point when
+    quantized, op types, the embedded metadata)."""
+    write_bytes_atomic(out_path, proto.SerializeToString())
+    inp, out = onnx_io_info(proto)
+    return Artifact(fmt, out_path, "onnxruntime", inp, out, output_kind=output,
+                    ops=[node.op_type for node in proto.graph.node],
+                    details={**details, "metadata": context.metadata()},
+                    calibration_sha256=calibration_sha256)

@@ -1,0 +1,150 @@
+"""Converting to TFLite, shared by the TFLite and Edge TPU formats.
+
+Example::
+
+    data = float_bytes(model, context, output="logits", transpose_conv="depth-to-space")
+    data, sha256 = int8_bytes(model, context, io="uint8", calibration_images=100,
+                              output="logits", transpose_conv="native")
+    artifact = litert_artifact("tflite", data, out_path, context, output="logits")
+    read_metadata(out_path)      # the zoo's metadata inside the file
+
+Every variant converts one batch-1 SavedModel written by `model.export(..., "tf_saved_model")`
+with `TFLiteConverter.from_saved_model`: `from_keras_model` keeps a dynamic batch (SHAPE /
+STRIDED_SLICE / PACK around TRANSPOSE_CONV, which splits the XNNPACK graph), and
+`from_concrete_functions(..., trackable_obj)` leaves variables unfrozen (NaN output). The graph
+converted is `tflite_graph`'s (same weights and math, ops XNNPACK runs fast).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from zoo.export.artifact import Artifact
+from zoo.export.context import ExportContext
+from zoo.export.outputs import is_label_output, with_output
+from zoo.export.runtimes.litert import LiteRTRunner, delegate_line, tflite_ops
+from zoo.export.tflite_graph import tflite_graph
+from zoo.files import write_bytes_atomic
+
+METADATA_NAME = "mobileseg_zoo"
+
+
+def saved_model(model, context: ExportContext) -> Path:
+    """The batch-1 SavedModel of `model`, written once per export and shared by all variants."""
+    import tensorflow as tf
+
+    key = ("saved_model", id(model))
+    # The model is kept beside its path: an id() can be reused once its object is freed.
+    cached = context.cache.get(key)
+    if cached is None or cached[0] is not model:
+        h, w = context.input_size
+        path = context.scratch / f"saved_model_{len(context.cache)}"
+        model.export(str(path), "tf_saved_model", verbose=False,
+                     input_signature=[tf.TensorSpec([1, h, w, 3], tf.float32, name="image")])
+        context.cache[key] = (model, path)
+    return context.cache[key][1]
+
+
+def converter(model, context: ExportContext, *, output: str, transpose_conv: str,
+              int8: bool = False):
+    """The converter of `model` with `output`, written as `tflite_graph` does for XNNPACK; the
+    rewritten graph is cached, so the float variants share one SavedModel."""
+    import tensorflow as tf
+
+    key = ("tflite_graph", id(model), output, transpose_conv, int8)
+    cached = context.cache.get(key)
+    if cached is None or cached[0] is not model:
+        source = with_output(model, output, cache=context.cache)
+        context.cache[key] = (model, tflite_graph(source, int8, transpose_conv))
+    graph = context.cache[key][1]
+    return tf.lite.TFLiteConverter.from_saved_model(str(saved_model(graph, context)))
+
+
+def float_bytes(model, context: ExportContext, *, output: str, transpose_conv: str,
+                weights: str = "float32") -> bytes:
+    """float32 weights; "float16" weights; or "dynamic" (int8 weights, float activations)."""
+    import tensorflow as tf
+
+    conv = converter(model, context, output=output, transpose_conv=transpose_conv)
+    if weights != "float32":
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    if weights == "float16":
+        conv.target_spec.supported_types = [tf.float16]
+    return conv.convert()
+
+
+def int8_bytes(model, context: ExportContext, *, io: str, calibration_images: int,
+               output: str, transpose_conv: str) -> tuple[bytes, str]:
+    """The full-integer model calibrated on training images, and the calibration set's sha256;
+    cached so that tflite-int8 and edgetpu with the same options convert once."""
+    import tensorflow as tf
+    from tqdm import tqdm
+
+    key = ("int8", id(model), io, int(calibration_images), output, transpose_conv)
+    if key in context.cache and context.cache[key][0] is model:
+        return context.cache[key][1]
+    images, sha256 = context.calibration(int(calibration_images))
+
+    def representative():
+        for image in tqdm(images, desc="int8 calibration", unit="img", leave=False):
+            yield [image[None].astype(np.float32)]
+
+    # Same math with hard-swish as ADD + MUL, which XNNPACK runs in int8 (see int8_graph).
+    conv = converter(model, context, output=output, transpose_conv=transpose_conv, int8=True)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = representative
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    if io != "float":
+        io_type = tf.uint8 if io == "uint8" else tf.int8
+        conv.inference_input_type = io_type
+        if not is_label_output(output):  # a label map is integer already
+            conv.inference_output_type = io_type
+    context.cache[key] = (model, (conv.convert(), sha256))
+    return context.cache[key][1]
+
+
+def with_metadata(data: bytes, meta: dict[str, str]) -> bytes:
+    """`data` (a .tflite flatbuffer) with `meta` as a JSON metadata buffer named
+    ``mobileseg_zoo``: input size, normalization, class names, arch, alpha and run id travel
+    inside the file."""
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(data))
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), np.uint8)
+    model.buffers.append(buffer)
+    entry = schema.MetadataT()
+    entry.name = METADATA_NAME
+    entry.buffer = len(model.buffers) - 1
+    model.metadata = [*(model.metadata or []), entry]
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def read_metadata(path: Path) -> dict[str, str]:
+    """The zoo's metadata embedded in a .tflite file ({} when there is none)."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model(str(path))
+    for entry in model.metadata or []:
+        name = entry.name.decode() if isinstance(entry.name, bytes) else entry.name
+        if name == METADATA_NAME:
+            return json.loads(bytes(model.buffers[entry.buffer].data).decode())
+    return {}
+
+
+def litert_artifact(fmt: str, data: bytes, out_path: Path, context: ExportContext, *,
+                    output: str, details: dict | None = None,
+                    calibration_sha256: str | None = None) -> Artifact:
+    """Write `data` with the zoo's metadata to `out_path` and describe it: I/O tensors, ops,
+    XNNPACK partitions and the ops left outside them."""
+    write_bytes_atomic(out_path, with_metadata(data, context.metadata()))
+    runner = LiteRTRunner(out_path)
+    details = {**(details or {}), **runner.delegate_report()}
+    print(f"{fmt}: {delegate_line(details)}")
+    return Artifact(fmt, out_path, "litert", runner.input_info, runner.output_info,
+                    output_kind=output, ops=tflite_ops(out_path), details=details,
+                    calibration_sha256=calibration_sha256)
