@@ -1,0 +1,161 @@
+"""ONNX int8: static QDQ quantization with onnxruntime's quantization tools, run with onnxruntime.
+
+Example::
+
+    fmt = FORMATS.get("onnx-int8")
+    art = fmt.convert(model, Path("model.int8.onnx"),
+                      parse_options(fmt, {"io": "uint8", "calibration_images": 100}), ctx)
+    art.input.dtype, art.input.scale, art.input.zero_point     # "uint8", 1.0, 0
+    art.runner(threads=2).run(images[:1])                      # dequantized float32 logits
+
+The float ONNX graph of the ``onnx`` format (tf2onnx, NHWC, batch 1) is pre-processed
+(`quant_pre_process`: shape inference and onnxruntime's graph fusions, so a Conv's bias and
+activation are quantized with it) and quantized by `quantize_static` in the QDQ format, which
+onnxruntime's CPU provider fuses into integer kernels and other runtimes read as standard ONNX:
+weights int8 symmetric per output channel, activations int8 asymmetric per tensor, ranges from
+min/max over the same training images as ``tflite-int8`` (``--calibration-images``).
+
+I/O as in TFLite: with ``io="uint8"`` (or ``"int8"``) the input is the raw 0..255 image as
+uint8 (or shifted to int8), read by a DequantizeLinear with scale 1, and logits leave through a
+QuantizeLinear with the calibrated output range; ``io="float"`` keeps float32 at both ends. A
+label-map output (``--output labels``) is uint8 already. The metadata is the ``onnx`` format's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from zoo.errors import ConfigError
+from zoo.export.artifact import Artifact
+from zoo.export.context import ExportContext
+from zoo.export.format import INT8, register_format
+from zoo.export.onnx_convert import onnx_artifact, read_onnx_metadata, to_onnx
+from zoo.export.options import QuantizedOptions, int_range, option
+from zoo.export.outputs import is_label_output
+
+
+@dataclass
+class OnnxInt8Options(QuantizedOptions):
+    opset: int = option(17, "ONNX opset, 13..18 (17: every op the zoo emits, onnxruntime >= "
+                        "1.13)", int_range(13, 18))
+
+
+class _Calibration:
+    """onnxruntime's CalibrationDataReader protocol over the calibration images."""
+
+    def __init__(self, images: np.ndarray, input_name: str) -> None:
+        self._feeds = iter([{input_name: image[None].astype(np.float32)} for image in images])
+
+    def get_next(self) -> dict | None:
+        return next(self._feeds, None)
+
+
+def _quantize(proto, images: np.ndarray, scratch: Path):
+    """`proto` quantized in the QDQ format (see the module docstring)."""
+    import onnx
+    from onnxruntime.quantization import (
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    float_path, pre_path = scratch / "onnx_int8_float.onnx", scratch / "onnx_int8_pre.onnx"
+    out_path = scratch / "onnx_int8_qdq.onnx"
+    onnx.save(proto, str(float_path))
+    quant_pre_process(str(float_path), str(pre_path))
+    quantize_static(
+        str(pre_path), str(out_path), _Calibration(images, proto.graph.input[0].name),
+        quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QInt8,
+        weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
+        extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
+    return onnx.load(str(out_path))
+
+
+def _initializer(graph, name: str, value: np.ndarray) -> str:
+    from onnx import numpy_helper
+
+    graph.initializer.append(numpy_helper.from_array(value, name))
+    return name
+
+
+def _integer_input(graph, io: str) -> None:
+    """Make the graph input the raw image as uint8 (or int8, shifted by -128), read by a
+    DequantizeLinear with scale 1 into the float tensor the graph consumed before."""
+    import onnx
+
+    inp = graph.input[0]
+    name, dequantized = inp.name, f"{inp.name}_dequantized"
+    for node in graph.node:
+        node.input[:] = [dequantized if x == name else x for x in node.input]
+    dtype = np.uint8 if io == "uint8" else np.int8
+    zero = _initializer(graph, f"{name}_io_zero_point", np.array(0 if io == "uint8" else -128,
+                                                               dtype))
+    scale = _initializer(graph, f"{name}_io_scale", np.array(1.0, np.float32))
+    graph.node.insert(0, onnx.helper.make_node("DequantizeLinear", [name, scale, zero],
+                                               [dequantized], name=f"{name}_io_DequantizeLinear"))
+    inp.type.tensor_type.elem_type = (onnx.TensorProto.UINT8 if io == "uint8"
+                                      else onnx.TensorProto.INT8)
+
+
+def _output_range(graph, name: str) -> tuple[float, int]:
+    """Scale and int8 zero point of the output: those of the DequantizeLinear that writes it."""
+    from onnx import numpy_helper
+
+    producer = next((n for n in graph.node if name in n.output), None)
+    if producer is None or producer.op_type != "DequantizeLinear":
+        raise ConfigError(f"onnx-int8: output {name!r} is not written by a DequantizeLinear "
+                          f"({producer.op_type if producer else 'no node'}): cannot quantize it; "
+                          "use io=float")
+    values = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+    scale, zero = values[producer.input[1]], values[producer.input[2]]
+    return float(np.ravel(scale)[0]), int(np.ravel(zero)[0])
+
+
+def _integer_output(graph, io: str) -> None:
+    """Make the logits output uint8/int8: a QuantizeLinear with the calibrated output range."""
+    import onnx
+
+    out = graph.output[0]
+    name, dequantized = out.name, f"{out.name}_dequantized"
+    scale, zero = _output_range(graph, name)
+    for node in graph.node:
+        node.output[:] = [dequantized if x == name else x for x in node.output]
+    dtype = np.uint8 if io == "uint8" else np.int8
+    zero_name = _initializer(graph, f"{name}_io_zero_point",
+                             np.array(zero + (128 if io == "uint8" else 0), dtype))
+    scale_name = _initializer(graph, f"{name}_io_scale", np.array(scale, np.float32))
+    graph.node.append(onnx.helper.make_node("QuantizeLinear", [dequantized, scale_name, zero_name],
+                                            [name], name=f"{name}_io_QuantizeLinear"))
+    out.type.tensor_type.elem_type = (onnx.TensorProto.UINT8 if io == "uint8"
+                                      else onnx.TensorProto.INT8)
+
+
+@register_format("onnx-int8", OnnxInt8Options, suffix=".int8.onnx", runtime="onnxruntime",
+                 tolerance=INT8, tools=("tensorflow", "tf2onnx", "onnx", "onnxruntime"),
+                 read_metadata=read_onnx_metadata)
+def convert(model, out_path: Path, options: OnnxInt8Options, context: ExportContext
+            ) -> Artifact:
+    """The ``onnx`` graph quantized to int8 QDQ, calibrated on training images."""
+    import onnx
+
+    images, sha256 = context.calibration(options.calibration_images)
+    proto = _quantize(to_onnx(model, context, opset=options.opset, output=options.output),
+                      images, context.scratch)
+    if options.io != "float":
+        _integer_input(proto.graph, options.io)
+        if not is_label_output(options.output):  # a label map is integer already
+            _integer_output(proto.graph, options.io)
+    onnx.helper.set_model_props(proto, context.metadata())
+    onnx.checker.check_model(proto)
+    return onnx_artifact(
+        "onnx-int8", proto, out_path, context, output=options.output,
+        details={"opset": options.opset, "io": options.io,
+                 "calibration_images": options.calibration_images, "quant_format": "QDQ",
+                 "weights": "int8 symmetric, per channel",
+                 "activations": "int8 asymmetric, per tensor, min/max"},
+        calibration_sha256=sha256)
