@@ -126,23 +126,80 @@ def test_damaged_artifact_fails_and_is_not_listed_as_passed(trained_run, tmp_pat
     assert "FAIL: tflite" in (out / "report.md").read_text()
 
 
-def test_second_export_refuses_without_overwrite(trained_run, tmp_path, monkeypatch, capsys):
+def test_second_export_keeps_validated_artifacts_and_refuses_changed_ones(
+        trained_run, tmp_path, monkeypatch, capsys):
     checkpoints, run_dir = trained_run
     out = tmp_path / "art"
     assert export(run=str(run_dir), format="onnx", out=str(out), val_images=2).ok
     before = tree_digest(out)
+    # The same command again: the validated, listed artifact is kept, nothing is rewritten.
     capsys.readouterr()
-    status = cli(monkeypatch, "--run", str(run_dir), "--format", "onnx", "--out", str(out))
+    assert cli(monkeypatch, "--run", str(run_dir), "--format", "onnx", "--out", str(out)) == 0
+    assert "onnx: kept model.onnx" in capsys.readouterr().out
+    assert tree_digest(out) == before
+    # Other options for the same file: refused in one line, nothing changes.
+    status = cli(monkeypatch, "--run", str(run_dir), "--format", "onnx", "--out", str(out),
+                 "--opset", "15")
     err = capsys.readouterr().err.strip()
     assert status == 2 and err.startswith("error: ") and "--overwrite" in err
-    assert len(err.splitlines()) == 1
+    assert "other options" in err and len(err.splitlines()) == 1
     assert tree_digest(out) == before
+    # A changed file is not trusted either.
+    (out / "model.onnx").write_bytes((out / "model.onnx").read_bytes() + b"\0")
+    changed = tree_digest(out)
+    assert cli(monkeypatch, "--run", str(run_dir), "--format", "onnx", "--out", str(out)) == 2
+    assert "not listed as validated" in capsys.readouterr().err
+    assert tree_digest(out) == changed
     # A new format beside it keeps the first entry; --overwrite replaces.
     assert export(run=str(run_dir), format="tflite", out=str(out), val_images=2).ok
     assert export(run=str(run_dir), format="onnx", out=str(out), val_images=2,
                   overwrite=True).ok
     manifest = json.loads((out / "manifest.json").read_text())
     assert [e["format"] for e in manifest["artifacts"]] == ["onnx", "tflite"]
+
+
+@pytest.mark.slow
+def test_killed_export_leaves_only_listed_artifacts_and_continues(trained_run, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import time
+    from pathlib import Path
+
+    checkpoints, run_dir = trained_run
+    out = tmp_path / "killed"
+    root = Path(__file__).resolve().parents[2]
+    args = [sys.executable, "export.py", "--run", str(run_dir), "--out", str(out),
+            "--format", "tflite,coreml,onnx", "--val-images", "2"]
+    proc = subprocess.Popen(args, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 600
+        while time.time() < deadline and proc.poll() is None:
+            manifest = out / "manifest.json"
+            if manifest.is_file() and json.loads(manifest.read_text())["artifacts"]:
+                break
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)  # while coreml converts
+    finally:
+        proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
+    listed = {e["file"]: e for e in json.loads((out / "manifest.json").read_text())[
+        "artifacts"]}
+    assert listed and all(e["passed"] for e in listed.values())
+    for path in out.iterdir():
+        if path.name.startswith(".") or path.name in ("manifest.json", "report.md"):
+            continue
+        entry = listed.get(path.name)
+        assert entry is not None, f"{path.name} left behind unlisted"
+        assert entry["sha256"] == sha256_file(path)
+    first = {name: entry["sha256"] for name, entry in listed.items()}
+    # The same command again, without --overwrite: the rest is converted, the first kept.
+    result = export(run=str(run_dir), format="tflite,coreml,onnx", out=str(out), val_images=2)
+    assert result.ok
+    entries = {e["file"]: e for e in result.manifest["artifacts"]}
+    assert set(entries) == {"model.tflite", "model.mlpackage", "model.onnx"}
+    assert all(entries[name]["sha256"] == sha for name, sha in first.items())
+    assert not [p for p in out.iterdir() if p.name.startswith(".")], "temporary files left"
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [

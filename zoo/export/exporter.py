@@ -16,17 +16,20 @@ it reads what each one declares in `FORMATS`.
 Files are written under a hidden temporary name and renamed to their final name only after
 validation passed; a failed artifact is kept as ``model.<fmt>.FAILED.<ext>``, listed as failed,
 and the command exits 1. The manifest is rewritten after every artifact, so an export killed
-midway leaves only validated artifacts, each listed. Existing artifacts are never replaced
-without `overwrite=True`, checked before anything is converted. Bad input (missing run or
+midway leaves only validated artifacts, each listed, and running the same command again
+continues with the formats still missing: an artifact that is listed as passed, unchanged and
+converted with the same options is kept. Any other existing artifact is never replaced without
+`overwrite=True`, checked before anything is converted. Bad input (missing run or
 checkpoint, a checkpoint that does not load, unknown format or option, no validation data) is
 a one-line `ConfigError`.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +37,10 @@ from zoo.config import RunConfig, load_config
 from zoo.errors import ConfigError
 from zoo.export.context import NORMALIZATION, ExportContext
 from zoo.export.format import FORMATS, parse_options
-from zoo.export.manifest import artifact_entry, report_table, write_manifest
+from zoo.export.manifest import artifact_entry, listed_entries, report_table, write_manifest
 from zoo.export.options import option_help
 from zoo.export.validate import parse_overrides, reference, tolerance_for, validate
-from zoo.files import error_line, remove_path
+from zoo.files import error_line, remove_path, sha256_file
 from zoo.registry import unknown_name_message
 from zoo.runs import CHECKPOINTS_DIR, resolve_run
 
@@ -135,11 +138,14 @@ def export(run: str | None = None, format: Any = "all", out: str | None = None,
     cfg = load_config(run_dir / "config.yaml")
     out_dir = Path(out) if out else run_dir / "artifacts"
     if not overwrite:
-        existing = [p for f in formats for p in (final_path(out_dir, f), failed_path(out_dir, f))
-                    if p.exists()]
-        if existing:
-            raise ConfigError(f"{existing[0]} exists: pass --overwrite to replace it "
-                              f"({len(existing)} existing artifact(s))")
+        kept = _kept_formats(formats, parsed, out_dir)
+        formats = [f for f in formats if f not in kept]
+        for fmt in kept:
+            print(f"{fmt}: kept {final_path(out_dir, fmt).name} (validated and listed, same "
+                  "options; --overwrite converts it again)")
+        if not formats:
+            manifest = json.loads((out_dir / "manifest.json").read_text())
+            return ExportResult(out_dir, manifest, [])
     model = load_checkpoint(run_dir / "best.keras")
     spec, images, masks = validation_data(cfg, val_images)
     ref = reference(model, images, masks, spec.num_classes, spec.ignore_index)
@@ -170,6 +176,32 @@ def export(run: str | None = None, format: Any = "all", out: str | None = None,
     return ExportResult(out_dir, manifest, failed)
 
 
+def _kept_formats(formats: list[str], parsed: dict, out_dir: Path) -> list[str]:
+    """Formats whose artifact is already there, listed as passed with the same file hash and
+    the same options: an interrupted export continues with the others. Any other existing
+    artifact (failed, unlisted, changed or converted with other options) is an error: only
+    --overwrite replaces it."""
+    listed, kept = listed_entries(out_dir), []
+    for fmt in formats:
+        final, failed = final_path(out_dir, fmt), failed_path(out_dir, fmt)
+        if not final.exists() and not failed.exists():
+            continue
+        entry = listed.get(fmt, {})
+        if (final.exists() and not failed.exists() and entry.get("passed")
+                and entry.get("file") == final.name
+                and entry.get("options") == asdict(parsed[fmt])
+                and entry.get("sha256") == sha256_file(final)):
+            kept.append(fmt)
+            continue
+        why = ("was converted with other options" if final.exists() and entry.get("passed")
+               and entry.get("options") != asdict(parsed[fmt]) else
+               "is not listed as validated in manifest.json" if final.exists() else
+               "failed validation")
+        raise ConfigError(f"{final if final.exists() else failed} exists and {why}: pass "
+                          "--overwrite to replace it")
+    return kept
+
+
 def _export_one(fmt, model, *, options, context, ref, tolerance, out_dir: Path, threads
                 ) -> dict:
     spec = FORMATS.get(fmt)
@@ -191,7 +223,7 @@ def _export_one(fmt, model, *, options, context, ref, tolerance, out_dir: Path, 
               f"({artifact.output_kind}) agreement "
               f"{result.agreement_pct:.3f}% mIoU {result.miou:.4f} (Keras {ref.miou:.4f})"
               + (f": {result.reason}" if result.reason else ""))
-        return artifact_entry(artifact, target, result)
+        return artifact_entry(artifact, target, result, options)
     finally:
         remove_path(tmp)
 

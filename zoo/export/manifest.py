@@ -47,8 +47,9 @@ def tool_versions() -> dict[str, str | None]:
     return versions
 
 
-def artifact_entry(artifact, path: Path, result) -> dict:
-    """The manifest entry of one artifact, as written at `path` (its final or FAILED name)."""
+def artifact_entry(artifact, path: Path, result, options=None) -> dict:
+    """The manifest entry of one artifact, as written at `path` (its final or FAILED name), with
+    the format options it was converted with."""
     details = {**artifact.details, "output": artifact.output_kind}
     if artifact.calibration_sha256:
         details["calibration_sha256"] = artifact.calibration_sha256
@@ -66,7 +67,18 @@ def artifact_entry(artifact, path: Path, result) -> dict:
         "validation": result.to_dict(),
         "ops": sorted(set(artifact.ops)),
         "details": details,
+        "options": asdict(options) if options is not None else None,
     }
+
+
+def listed_entries(out_dir: Path) -> dict[str, dict]:
+    """The entries of the folder's manifest.json by format ({} without a readable one)."""
+    path = Path(out_dir) / "manifest.json"
+    try:
+        entries = json.loads(path.read_text()).get("artifacts", [])
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return {}
+    return {e["format"]: e for e in entries if isinstance(e, dict) and "format" in e}
 
 
 def write_manifest(out_dir: Path, entries: list[dict], run: dict) -> dict:
