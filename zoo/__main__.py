@@ -5,6 +5,8 @@ Examples::
     python -m zoo list
     python -m zoo check --arch mobilenet_v3_large_lraspp --target edgetpu
     python -m zoo summary --alphas 1.0,0.5 --input-size 224
+
+Arguments are checked before anything is built: a bad one is ``error: ...`` naming it, exit 2.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ import time
 from collections import Counter
 from typing import Any
 
+from zoo import checks
 from zoo.cli import run
+from zoo.errors import ConfigError
 
 
 def list_models() -> None:
@@ -51,7 +55,14 @@ def check(target: str, arch: str | None = None, backbone: str | None = None,
         **options: backbone/head options, e.g. --minimalistic --upsample resize.
     """
     import zoo
+    from zoo.backbones import BACKBONES
+    from zoo.capabilities import TARGETS
+    from zoo.models import resolve_arch
 
+    target = checks.choice("--target", target, TARGETS)
+    alpha = BACKBONES.get(resolve_arch(arch, backbone, head).backbone).check_alpha(alpha,
+                                                                                   "--alpha")
+    input_size = checks.input_size("--input-size", input_size)
     model = zoo.build_model(arch, backbone, head, alpha=alpha, input_size=input_size, **options)
     findings = zoo.check(model, target)
     if not findings:
@@ -79,13 +90,23 @@ def summary(alphas: Any = (1.0, 0.5), input_size: Any = 224, num_classes: int = 
     import keras
 
     import zoo
+    from zoo.backbones import BACKBONES
+    from zoo.models import resolve_arch
 
-    alphas = alphas if isinstance(alphas, tuple | list) else (alphas,)
-    print(f"input {input_size}, {num_classes} classes; MACs = multiply-accumulates of conv/dense "
-          "layers counted from the graph (zoo.stats)")
+    alphas = checks.each("--alphas", alphas, lambda n, v: checks.number(n, v, 0, low_open=True))
+    input_size = checks.input_size("--input-size", input_size)
+    num_classes = checks.integer("--num-classes", num_classes, 1)
+    archs = zoo.list_archs(str(pattern))
+    if not archs:
+        raise ConfigError(f"--pattern {pattern!r} matches no arch; see python -m zoo list")
+    for arch in archs:  # every pairing is allowed before the first is built
+        for alpha in alphas:
+            BACKBONES.get(resolve_arch(arch).backbone).check_alpha(alpha, "--alphas")
+    print(f"input {input_size[0]}x{input_size[1]}, {num_classes} classes; MACs = "
+          "multiply-accumulates of conv/dense layers counted from the graph (zoo.stats)")
     print(f"| {'arch':34s} | alpha | params (M) | MACs (G) | {'Edge TPU findings':40s} | build s |")
     print(f"|{'-' * 36}|-------|------------|----------|{'-' * 42}|---------|")
-    for arch in zoo.list_archs(pattern):
+    for arch in archs:
         for alpha in alphas:
             keras.backend.clear_session()
             start = time.perf_counter()

@@ -6,6 +6,7 @@ the model and the data can be rebuilt from it alone.
 Example::
 
     cfg = RunConfig(model=ModelConfig(arch="mobileunet", alpha=0.5, input_size=(128, 128)))
+    cfg = check_config(cfg)    # every value in its range, or a one-line ConfigError
     save_config(cfg, run_dir / "config.yaml")
     assert load_config(run_dir / "config.yaml") == cfg
 """
@@ -13,14 +14,21 @@ Example::
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from zoo import checks
 from zoo.errors import ConfigError
 from zoo.files import write_text_atomic
+
+SCHEDULES = ("cosine", "poly", "constant")
+STRATEGIES = ("default", "mirrored", "multiworker")
+SEED_MAX = 2**32 - 1  # numpy's seeds are 32-bit
 
 
 @dataclass
@@ -57,15 +65,15 @@ class TrainConfig:
     epochs: int = 30
     batch_size: int = 8
     lr: float = 1e-3
-    schedule: str = "cosine"  # cosine | poly | constant
+    schedule: str = "cosine"  # SCHEDULES
     warmup_epochs: int = 1
     weight_decay: float = 1e-4
     loss: str = "ce"  # ce | dice | focal | weighted sums like "ce+dice" or "ce:1,dice:0.5"
     class_weights: Any = None  # None | "median_freq" | list of floats
     early_stopping: int | None = None  # patience in epochs on val mIoU
-    precise_bn_images: int = 64
+    precise_bn_images: int = 64  # 0: off
     mixed_precision: bool = False
-    strategy: str = "default"  # default | mirrored | multiworker
+    strategy: str = "default"  # STRATEGIES
     seed: int = 0
     steps_per_epoch: int | None = None
 
@@ -76,6 +84,83 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     run_id: str = ""
+
+
+def _checks() -> dict[str, Callable[[str, Any], Any]]:
+    """Dotted config key -> ``check(name, value)`` of that value alone."""
+    positive, count = checks.int_range(1), checks.int_range(0)
+    return {
+        "model.alpha": lambda n, v: checks.number(n, v, 0, low_open=True),
+        "model.input_size": checks.input_size,
+        "model.num_classes": positive,
+        "model.weights": checks.optional(_weights),
+        "data.limit": checks.optional(positive),
+        "train.epochs": positive,
+        "train.batch_size": positive,
+        "train.lr": lambda n, v: checks.number(n, v, 0, low_open=True),
+        "train.schedule": checks.one_of(*SCHEDULES),
+        "train.warmup_epochs": count,
+        "train.weight_decay": lambda n, v: checks.number(n, v, 0),
+        "train.class_weights": checks.optional(_class_weights),
+        "train.early_stopping": checks.optional(positive),
+        "train.precise_bn_images": count,
+        "train.strategy": checks.one_of(*STRATEGIES),
+        "train.seed": checks.int_range(0, SEED_MAX),
+        "train.steps_per_epoch": checks.optional(positive),
+    }
+
+
+def _weights(name: str, value: Any) -> str:
+    """``imagenet`` or an existing local weights file."""
+    if value != "imagenet" and not Path(os.path.expanduser(str(value))).is_file():
+        raise ConfigError(f"{name} must be imagenet or an existing weights file, got {value!r}")
+    return value
+
+
+def _class_weights(name: str, value: Any) -> Any:
+    """``median_freq`` or one finite weight >= 0 per class (a list; ``1,2`` on the CLI)."""
+    if value == "median_freq":
+        return value
+    if not isinstance(value, list | tuple) or not value:
+        raise ConfigError(f"{name} must be median_freq or a list of weights >= 0 (e.g. 1,2.5), "
+                          f"got {value!r}")
+    return [checks.number(name, w, 0) for w in value]
+
+
+def check_values(values: Mapping[str, Any], names: Mapping[str, str] | None = None
+                 ) -> dict[str, Any]:
+    """Each ``{dotted key: value}`` checked on its own and converted (``"8"`` -> 8); errors name
+    the key as `names` spells it (e.g. ``{"train.epochs": "--epochs"}``), else the dotted key.
+    Keys without a range (names, booleans, the loss) pass unchanged."""
+    names = names or {}
+    table = _checks()
+    return {key: table[key](names.get(key, key), value) if key in table else value
+            for key, value in values.items()}
+
+
+def check_config(cfg: RunConfig, names: Mapping[str, str] | None = None) -> RunConfig:
+    """`cfg` with every numeric value checked (`check_values`) and the pairings too: alpha in
+    the backbone's allowed set, warm-up no longer than training. Returns the converted config;
+    a `ConfigError` names the first bad value."""
+    names = names or {}
+    sections = {}
+    for section in ("model", "data", "train"):
+        part = getattr(cfg, section)
+        flat = {f"{section}.{f.name}": getattr(part, f.name) for f in dataclasses.fields(part)}
+        checked = check_values(flat, names)
+        sections[section] = replace(part, **{k.partition(".")[2]: v for k, v in checked.items()})
+    cfg = replace(cfg, **sections)
+    m, t = cfg.model, cfg.train
+    if t.warmup_epochs > t.epochs:
+        label = names.get("train.epochs", "train.epochs")
+        raise ConfigError(f"{names.get('train.warmup_epochs', 'train.warmup_epochs')} must be an "
+                          f"integer between 0 and {t.epochs} ({label}), got {t.warmup_epochs!r}")
+    from zoo.backbones import BACKBONES  # the registries import Keras: only when checking
+    from zoo.models import resolve_arch
+
+    backbone = BACKBONES.get(resolve_arch(m.arch, m.backbone, m.head).backbone)
+    backbone.check_alpha(m.alpha, names.get("model.alpha", "model.alpha"))
+    return cfg
 
 
 def _plain(value: Any) -> Any:

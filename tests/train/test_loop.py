@@ -133,9 +133,34 @@ def test_cli_bad_argument_is_one_line_and_exit_2(tiny_data, tmp_path, monkeypatc
         run(train_command, name="train.py")
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1] == ("error: alpha 0.3 is not supported by backbone 'mobilenet_v1'; "
+    assert err[-1] == ("error: --alpha 0.3 is not supported by backbone 'mobilenet_v1'; "
                        "allowed: 0.25, 0.5, 0.75, 1.0")
     assert not (tmp_path / "ck").exists() or not any((tmp_path / "ck").iterdir())
+
+
+def test_precise_bn_images_0_leaves_the_batchnorm_statistics_to_training(
+        tiny_data, tmp_path, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("BatchNorm statistics re-estimated with precise_bn_images=0")
+
+    monkeypatch.setattr(loop, "PreciseBatchNorm", refuse)
+    cfg = tiny_config(tiny_data, epochs=1)
+    cfg.train.precise_bn_images = 0
+    run_dir = loop.train(cfg, tmp_path / "ck", verbose=0)
+    assert json.loads((run_dir / "metrics.json").read_text())["epochs"] == 1
+
+
+def test_bad_values_stop_before_a_run_folder_exists(tiny_data, tmp_path):
+    """`train` checks its config itself (library callers): errors name the config key."""
+    cfg = tiny_config(tiny_data)
+    cfg.train.batch_size = 0
+    with pytest.raises(ConfigError, match=r"^train.batch_size must be an integer >= 1, got 0$"):
+        loop.train(cfg, tmp_path / "ck", verbose=0)
+    cfg = tiny_config(tiny_data)
+    cfg.train.class_weights = [1.0, 2.0, 3.0]  # the tiny data has 2 classes
+    with pytest.raises(ConfigError, match="class_weights has 3 values, expected 2"):
+        loop.train(cfg, tmp_path / "ck", verbose=0)
+    assert not (tmp_path / "ck").exists()
 
 
 def test_strategies_by_name():

@@ -26,6 +26,8 @@ from typing import Any
 
 import keras
 
+from zoo.checks import input_size as check_input_size
+from zoo.checks import number
 from zoo.errors import ConfigError
 from zoo.registry import Registry
 from zoo.weights import PublishedWeights, imagenet_file_path
@@ -90,15 +92,13 @@ class BackboneSpec:
         chans = self.channels(alpha, **options)
         return [TapInfo(n, int(c), TAP_STRIDES[n]) for n, c in zip(TAP_NAMES, chans, strict=True)]
 
-    def check_alpha(self, alpha: float) -> float:
-        """`alpha` as a float, or `ConfigError` naming the allowed values."""
-        try:
-            value = float(alpha)
-        except (TypeError, ValueError):
-            raise ConfigError(f"alpha must be a number, got {alpha!r}") from None
+    def check_alpha(self, alpha: float, name: str = "alpha") -> float:
+        """`alpha` as a float, or `ConfigError` naming the argument (`name`, e.g. ``--alpha``)
+        and the allowed values."""
+        value = number(name, alpha)
         if not self.alphas.allows(value):
             raise ConfigError(
-                f"alpha {alpha} is not supported by backbone {self.name!r}; allowed: {self.alphas}"
+                f"{name} {alpha} is not supported by backbone {self.name!r}; allowed: {self.alphas}"
             )
         return value
 
@@ -127,29 +127,7 @@ def parse_input_size(input_size: Any) -> tuple[int, int]:
 
     Both sides must be >= 32 and divisible by 32 (the P5 tap is at stride 32).
     """
-    size = input_size
-    if isinstance(size, str):
-        parts = size.lower().replace(",", "x").split("x")
-        try:
-            size = tuple(int(p) for p in parts)
-        except ValueError:
-            size = None
-    elif isinstance(size, int) and not isinstance(size, bool):
-        size = (size, size)
-    elif isinstance(size, Sequence) and all(isinstance(s, int) for s in size):
-        size = tuple(size)
-    else:
-        size = None
-    if size is not None and len(size) == 1:
-        size = (size[0], size[0])
-    if size is None or len(size) != 2:
-        raise ConfigError(f"input_size must be N or HxW (e.g. 224 or 224x288), got {input_size!r}")
-    for side in size:
-        if side < 32 or side % 32:
-            raise ConfigError(
-                f"input_size {size[0]}x{size[1]}: each side must be a multiple of 32 and >= 32"
-            )
-    return size
+    return check_input_size("input_size", input_size)
 
 
 def imagenet_weights(spec: BackboneSpec, alpha: float, input_size: tuple[int, int],

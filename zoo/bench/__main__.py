@@ -9,7 +9,8 @@ Examples::
     python -m zoo.bench ops --arch mobileunet --alpha 0.5 --size 224 --threads 1
 
 Outputs go under ``--out`` (default ``bench_out/``). `python -m zoo.bench.pipeline` is the
-separate input-pipeline benchmark.
+separate input-pipeline benchmark. Every argument is checked before anything is built or
+written: a bad one is ``error: ...`` naming it, with the allowed range, and exit 2.
 """
 
 from __future__ import annotations

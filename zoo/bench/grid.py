@@ -35,11 +35,15 @@ from zoo.bench.runtimes import (
     set_tf_threads,
 )
 from zoo.bench.timing import BLOCKS, summarize, time_interleaved
+from zoo.checks import each, folder, integer, number
+from zoo.checks import size as check_size
 from zoo.errors import ConfigError
 from zoo.files import error_line, write_text_atomic
 
 DEFAULT_ALPHAS = (1.0, 0.75, 0.5, 0.25)
 DEFAULT_SIZES = (224, 192, 160, 128)
+NUM_CLASSES_MAX = 256  # label-map outputs are uint8 (zoo.export.outputs)
+PEAK_SIZE_MAX = 16384  # each float32 sgemm operand is then 1 GiB
 
 
 def as_list(value: Any, cast=str) -> list:
@@ -64,7 +68,7 @@ def expand_archs(archs: Any) -> list[str]:
     for item in as_list(archs):
         found = list_archs("*" if item == "all" else item)
         if not found:
-            raise ConfigError(f"no arch matches {item!r}; see python -m zoo list")
+            raise ConfigError(f"--archs: no arch matches {item!r}; see python -m zoo list")
         names += [n for n in found if n not in names]
     return names
 
@@ -75,9 +79,47 @@ def check_runtimes(runtimes: Any) -> list[str]:
     names = allowed if runtimes == "all" else as_list(runtimes)
     unknown = [r for r in names if r not in allowed]
     if unknown:
-        raise ConfigError(f"unknown runtime(s) {', '.join(unknown)}; "
+        raise ConfigError(f"--runtimes: unknown runtime(s) {', '.join(map(str, unknown))}; "
                           f"allowed: {', '.join(allowed)}")
     return names
+
+
+def check_alphas(value: Any, name: str = "--alphas") -> list[float]:
+    """Width multipliers: finite numbers > 0 (whether an arch takes one is its own row)."""
+    return each(name, value, lambda n, v: number(n, v, 0, low_open=True))
+
+
+def check_alphas_for(archs: list[str], alphas: list[float], name: str = "--alphas") -> None:
+    """Every alpha allowed by every arch's backbone, for commands that stop on the first."""
+    from zoo.backbones import BACKBONES
+    from zoo.models import resolve_arch
+
+    for arch in archs:
+        for alpha in alphas:
+            BACKBONES.get(resolve_arch(arch).backbone).check_alpha(alpha, name)
+
+
+def check_common(*, sizes: Any, threads: Any, runs: Any, warmup: Any, out: Any,
+                 num_classes: Any) -> tuple[list[int], list[int], int, int, Path, int]:
+    """The arguments grid and split share, checked before anything is built or written:
+    (sizes, threads, runs, warmup, out folder, num_classes)."""
+    return (each("--sizes", sizes, check_size),
+            each("--threads", threads, lambda n, v: integer(n, v, 1)),
+            integer("--runs", runs, 1), integer("--warmup", warmup, 0), folder("--out", out),
+            integer("--num-classes", num_classes, 1, NUM_CLASSES_MAX))
+
+
+def check_export_options(runtimes: list[str], options: dict[str, Any]) -> None:
+    """The export options among `options`, parsed by every format in `runtimes` that takes
+    them, so a bad value stops the command instead of becoming an error row per cell."""
+    from zoo.export import FORMATS, parse_options
+
+    exporting = export_option_names()
+    for runtime in runtimes:
+        if runtime in FORMATS:
+            fmt = FORMATS.get(runtime)
+            parse_options(fmt, {k: v for k, v in options.items()
+                                if k in exporting and k in fmt.option_names()})
 
 
 def grid(archs: Any = "mobileunet", alphas: Any = DEFAULT_ALPHAS, sizes: Any = DEFAULT_SIZES,
@@ -92,12 +134,12 @@ def grid(archs: Any = "mobileunet", alphas: Any = DEFAULT_ALPHAS, sizes: Any = D
         alphas: width multipliers, e.g. 1.0,0.5.
         sizes: square input sizes, multiples of 32, e.g. 224,160.
         runtimes: keras and/or export format names, comma-separated, or all.
-        threads: thread counts, e.g. 1,2.
-        runs: timed runs per cell and runtime (>= 30 for the published figures).
-        warmup: untimed runs first.
+        threads: thread counts (>= 1), e.g. 1,2.
+        runs: timed runs per cell and runtime, >= 1 (>= 30 for the published figures).
+        warmup: untimed runs first, >= 0.
         out: output folder (CSV, JSON, markdown, PNGs).
-        num_classes: output classes of the untrained models.
-        peak_size: side of the sgemm that measures the matmul peak.
+        num_classes: output classes of the untrained models, 1..256.
+        peak_size: side of the sgemm that measures the matmul peak, 1..16384.
         checkpoints: where trained runs' metrics.json give IoU for the Pareto plot.
         report: write grid.json, grid.md and the plots afterwards, and targets.md when the
             CSV has tflite, tflite-int8 and onnx rows (`zoo.bench.targets`).
@@ -110,13 +152,13 @@ def grid(archs: Any = "mobileunet", alphas: Any = DEFAULT_ALPHAS, sizes: Any = D
     Returns {"measured": new rows, "skipped": cells already done, "csv": path, ...}.
     """
     arch_names = expand_archs(archs)
-    alpha_values = as_list(alphas, float)
-    size_values = as_list(sizes, int)
+    alpha_values = check_alphas(alphas)
     runtime_names = check_runtimes(runtimes)
-    thread_values = as_list(threads, int)
-    if int(runs) < 1 or int(warmup) < 0:
-        raise ConfigError(f"runs must be >= 1 and warmup >= 0, got {runs} and {warmup}")
-    out_dir = Path(out)
+    size_values, thread_values, runs, warmup, out_dir, num_classes = check_common(
+        sizes=sizes, threads=threads, runs=runs, warmup=warmup, out=out,
+        num_classes=num_classes)
+    peak_size = integer("--peak-size", peak_size, 1, PEAK_SIZE_MAX)
+    check_export_options(runtime_names, options)
     label = options_label(options)
     if "keras" in runtime_names and len(thread_values) > 1:
         # TensorFlow's thread pools are fixed at its first op: one process per thread count.

@@ -34,6 +34,8 @@ from typing import Any
 
 from zoo.bench.runtimes import bench_context, calibrate_statistics, prepare
 from zoo.bench.timing import summarize, time_interleaved
+from zoo.checks import folder, integer, number
+from zoo.checks import size as check_size
 from zoo.errors import ConfigError
 from zoo.files import write_text_atomic
 
@@ -123,27 +125,34 @@ def ops(arch: str = "mobileunet", alpha: float = 0.5, size: int = 224, threads: 
     Args:
         arch: a named arch.
         alpha: width multiplier.
-        size: square input size (multiple of 32).
-        threads: runtime threads.
-        runs: timed runs (TFLite: per prefix, round-robin over all prefixes).
-        warmup: untimed runs first.
-        every: TFLite: units per segment (1: one conversion per unit, the finest profile).
+        size: square input size (a positive multiple of 32).
+        threads: runtime threads, >= 1.
+        runs: timed runs, >= 1 (TFLite: per prefix, round-robin over all prefixes).
+        warmup: untimed runs first, >= 0.
+        every: TFLite: units per segment, >= 1 (1: one conversion per unit, the finest
+            profile).
         runtime: an export format run by LiteRT (timed prefixes) or onnxruntime (its
             profiler, `zoo.bench.ops_onnx`), to compare where each spends its time; default:
             the float32 format LiteRT runs.
         out: output folder.
-        num_classes: output classes of the untrained model.
-        top: how many segments or nodes to print.
+        num_classes: output classes of the untrained model, 1..256.
+        top: how many segments or nodes to print, >= 1.
         progress: show a progress bar over the conversions.
         **options: model options, e.g. --upsample resize.
     """
     import keras
 
+    from zoo.bench.grid import NUM_CLASSES_MAX, check_alphas_for
+    from zoo.export import FORMATS
     from zoo.models import build_model
 
-    if int(every) < 1:
-        raise ConfigError(f"every must be >= 1, got {every}")
-    from zoo.export import FORMATS
+    alpha = number("--alpha", alpha, 0, low_open=True)
+    check_alphas_for([arch], [alpha], "--alpha")
+    size, threads = check_size("--size", size), integer("--threads", threads, 1)
+    runs, warmup = integer("--runs", runs, 1), integer("--warmup", warmup, 0)
+    every, top = integer("--every", every, 1), integer("--top", top, 1)
+    num_classes = integer("--num-classes", num_classes, 1, NUM_CLASSES_MAX)
+    out_dir = folder("--out", out)
 
     profilers = {"litert": _tflite_segments, "onnxruntime": _onnx_nodes}
     runtime = runtime or next(f for f in FORMATS.list() if FORMATS.get(f).runtime == "litert"
@@ -151,15 +160,15 @@ def ops(arch: str = "mobileunet", alpha: float = 0.5, size: int = 224, threads: 
     fmt = FORMATS.get(runtime) if runtime in FORMATS else None
     if fmt is None or fmt.runtime not in profilers:
         usable = [f for f in FORMATS.list() if FORMATS.get(f).runtime in profilers]
-        raise ConfigError(f"ops: runtime must be one of {', '.join(usable)}, got {runtime!r}")
+        raise ConfigError(f"--runtime must be one of {', '.join(usable)}, got {runtime!r}")
     keras.backend.clear_session()
     model = build_model(arch, alpha=alpha, input_size=size, num_classes=num_classes, **options)
     calibrate_statistics(model, (size, size))
     with tempfile.TemporaryDirectory(prefix="zoo-ops-") as tmp:
         context = bench_context(arch, alpha, (size, size), num_classes, Path(tmp) / "scratch")
         rows, total = profilers[fmt.runtime](
-            model, context, Path(tmp), runtime=runtime, threads=int(threads), runs=runs,
-            warmup=warmup, every=int(every), progress=progress)
+            model, context, Path(tmp), runtime=runtime, threads=threads, runs=runs,
+            warmup=warmup, every=every, progress=progress)
     per_op: dict[str, float] = defaultdict(float)
     for row in rows:
         for op, ms in row.pop("per_op").items():
@@ -167,7 +176,7 @@ def ops(arch: str = "mobileunet", alpha: float = 0.5, size: int = 224, threads: 
     result = {"arch": arch, "options": options, "alpha": alpha, "size": size, "threads": threads,
               "runtime": runtime, "profiled_by": fmt.runtime, "total_ms": total, "segments": rows,
               "per_op_ms": dict(per_op), "shares": _shares(per_op, total)}
-    _write(result, Path(out), int(top), int(every))
+    _write(result, out_dir, top, every)
     return result
 
 

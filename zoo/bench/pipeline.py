@@ -13,6 +13,7 @@ import os
 import time
 from typing import Any
 
+from zoo import checks
 from zoo.cli import run
 
 
@@ -27,16 +28,28 @@ def _rate(iterator, batches: int, batch_size: int, warmup: int = 3) -> float:
 
 def pipeline_vs_step(arch: str = "mobileunet", alpha: float = 0.5, input_size: Any = 224,
                      batch_size: int = 8, data: str = "shapes", batches: int = 30) -> dict:
-    """Measure and print the three rates; returns them as a dict."""
+    """Measure and print the three rates; returns them as a dict.
+
+    Args:
+        arch: a named arch.
+        alpha: width multiplier, one the arch's backbone takes.
+        input_size: N or HxW, positive multiples of 32.
+        batch_size: images per batch, >= 1.
+        data: dataset name, yaml path or folder (as train.py --data).
+        batches: timed batches per rate, >= 1.
+    """
     import keras
     import tensorflow as tf
 
-    from zoo.backbones import parse_input_size
+    from zoo.backbones import BACKBONES
     from zoo.data import make_dataset, resolve_dataset
-    from zoo.models import build_model
+    from zoo.models import build_model, resolve_arch
     from zoo.train.losses import SegmentationLoss
 
-    size = parse_input_size(input_size)
+    alpha = BACKBONES.get(resolve_arch(arch).backbone).check_alpha(alpha, "--alpha")
+    size = checks.input_size("--input-size", input_size)
+    batch_size = checks.integer("--batch-size", batch_size, 1)
+    batches = checks.integer("--batches", batches, 1)
     spec = resolve_dataset(data)
     train_ds = make_dataset(spec, "train", size, batch_size, augment="default", shuffle=True,
                             seed=0, repeat=True, drop_remainder=True)

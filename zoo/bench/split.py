@@ -18,7 +18,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from zoo.bench.grid import as_list, check_runtimes, expand_archs
+from zoo.bench.grid import (
+    check_alphas,
+    check_alphas_for,
+    check_common,
+    check_runtimes,
+    expand_archs,
+)
 from zoo.bench.results import ResultTable, number
 from zoo.bench.runtimes import (
     Target,
@@ -56,30 +62,35 @@ def split(archs: Any = "mobileunet", alphas: Any = 0.5, sizes: Any = 224,
 
     Args:
         archs: arch names or glob patterns, comma-separated.
-        alphas: width multipliers.
-        sizes: square input sizes (multiples of 32).
+        alphas: width multipliers, each allowed by every arch's backbone.
+        sizes: square input sizes (positive multiples of 32).
         runtimes: keras and/or export format names (comma-separated); a runtime that
             cannot run here (Core ML off macOS) is an error.
         threads: thread count(s); with keras, pass one (TF's pools are fixed at start).
-        runs: timed runs per model and runtime.
-        warmup: untimed runs first.
+        runs: timed runs per model and runtime, >= 1.
+        warmup: untimed runs first, >= 0.
         out: output folder.
-        num_classes: output classes of the untrained full model.
+        num_classes: output classes of the untrained full model, 1..256.
     """
     import keras
 
     from zoo.models import build_model
     from zoo.stats import count_macs
 
+    arch_names = expand_archs(archs)
+    alpha_values = check_alphas(alphas)
+    check_alphas_for(arch_names, alpha_values)
     runtime_names = check_runtimes(runtimes)
-    thread_values = as_list(threads, int)
+    size_values, thread_values, runs, warmup, out_dir, num_classes = check_common(
+        sizes=sizes, threads=threads, runs=runs, warmup=warmup, out=out,
+        num_classes=num_classes)
     if "keras" in runtime_names:
         set_tf_threads(thread_values[0])
-    table = ResultTable(Path(out) / "split.csv", SPLIT_FIELDS, SPLIT_KEY)
+    table = ResultTable(out_dir / "split.csv", SPLIT_FIELDS, SPLIT_KEY)
     rows = []
-    for arch in expand_archs(archs):
-        for alpha in as_list(alphas, float):
-            for size in as_list(sizes, int):
+    for arch in arch_names:
+        for alpha in alpha_values:
+            for size in size_values:
                 keras.backend.clear_session()
                 models = {"encoder": encoder_model(arch, alpha, size),
                           "full": build_model(arch, alpha=alpha, input_size=size,
@@ -113,7 +124,7 @@ def split(archs: Any = "mobileunet", alphas: Any = 0.5, sizes: Any = 224,
                                 "runs": enc["runs"], "encoder_macs": macs["encoder"],
                                 "full_macs": macs["full"], "note": ""})
     table.append(rows)
-    _print_and_write(table.latest(), Path(out))
+    _print_and_write(table.latest(), out_dir)
     return rows
 
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -240,14 +241,15 @@ def write_targets(rows: list[dict], out_dir: Path) -> dict[str, str]:
     return {"targets": str(path)}
 
 
-def read_results(results: str | Path) -> tuple[Path, list[dict]]:
-    """The grid CSV at `results` (a grid --out folder or its grid.csv) and its latest rows."""
-    path = Path(results)
+def read_results(results: str | Path, name: str = "--results") -> tuple[Path, list[dict]]:
+    """The grid CSV at `results` (a grid --out folder or its grid.csv) and its latest rows;
+    errors name the argument (`name`)."""
+    path = Path(os.path.expanduser(str(results)))
     if path.is_dir():
         path = path / "grid.csv"
     if not path.is_file():
-        raise ConfigError(f"{path}: results file not found; give a grid --out folder or its "
-                          "grid.csv")
+        raise ConfigError(f"{name} {path}: results file not found; give a grid --out folder or "
+                          "its grid.csv")
     try:
         rows = ResultTable(path, GRID_FIELDS, GRID_KEY).latest()
     except (ConfigError, UnicodeDecodeError, csv.Error):

@@ -1,9 +1,13 @@
-"""`python train.py`: command-line arguments -> one RunConfig -> the training loop."""
+"""`python train.py`: command-line arguments -> one RunConfig -> the training loop.
+
+Every argument is checked before anything is read or written (`zoo.config.check_values`,
+`check_config`): ``python train.py --epochs 0`` is ``error: --epochs must be an integer >= 1,
+got 0`` and exit 2, with no run folder.
+"""
 
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 # CLI argument -> dotted config key. Arguments left None keep the config's defaults (or, on
@@ -63,7 +67,7 @@ def train_command(
         class_weights: median_freq or a list of per-class weights for ce/focal.
         early_stopping: stop after N epochs without a better val mIoU.
         precise_bn_images: training images used to re-estimate BatchNorm statistics before
-            each validation; default 64.
+            each validation; default 64, 0 for none.
         mixed_precision: train in mixed_float16.
         strategy: default, mirrored or multiworker (tf.distribute).
         seed: random seed; default 0.
@@ -75,31 +79,40 @@ def train_command(
             train.py uses the network.
         **options: backbone/head options, e.g. --minimalistic --upsample resize.
     """
-    from zoo.backbones import parse_input_size
-    from zoo.config import RunConfig
+    from zoo.checks import flag, folder
+    from zoo.config import RunConfig, check_config, check_values
     from zoo.errors import ConfigError
     from zoo.models import backbone_weights
+    from zoo.runs import resolve_run
     from zoo.train.loop import _apply, train
     from zoo.train.loop import resume as resume_run
+    from zoo.train.losses import parse_loss
 
+    # Every value is checked before anything is read or written; errors name the flag.
+    names = {key: flag(arg) for arg, key in ARG_KEYS.items()}
     given = {key: value for key, value in locals().items() if key in ARG_KEYS}
-    requested = {ARG_KEYS[k]: v for k, v in given.items() if v is not None}
-    if "model.input_size" in requested:
-        requested["model.input_size"] = parse_input_size(requested["model.input_size"])
+    requested = check_values({ARG_KEYS[k]: v for k, v in given.items() if v is not None}, names)
+    if loss is not None:
+        parse_loss(loss)
+    checkpoints_dir = folder("--checkpoints", checkpoints)
     if options:
         requested["model.options"] = dict(options)
     if download_weights and (weights != "imagenet" or resume is not None):
         raise ConfigError("--download-weights fetches the ImageNet weights a new run starts from: "
                           "it needs --weights imagenet, and no --resume")
     if resume is not None:
-        resume_run(resume, Path(checkpoints), requested=requested)
+        try:
+            run_dir = resolve_run(resume, checkpoints_dir)
+        except ConfigError as exc:
+            raise ConfigError(f"--resume: {exc}") from None
+        resume_run(run_dir, checkpoints_dir, requested=requested)
         return
     cfg = RunConfig()
     if (backbone or head) and arch is None:
         cfg = replace(cfg, model=replace(cfg.model, arch=None))
-    cfg = _apply(cfg, requested)
+    cfg = check_config(_apply(cfg, requested), names)
     if download_weights:  # before any run folder exists; the build then finds it in the cache
         m = cfg.model
         backbone_weights(m.arch, m.backbone, m.head, alpha=m.alpha, input_size=m.input_size,
                          weights=m.weights, download_weights=True, **m.options)
-    train(cfg, Path(checkpoints))
+    train(cfg, checkpoints_dir)

@@ -27,8 +27,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from zoo.checks import folder
 from zoo.config import (
+    STRATEGIES,
     RunConfig,
+    check_config,
+    check_values,
     config_diff,
     config_to_dict,
     load_config,
@@ -45,8 +49,6 @@ from zoo.train.losses import SegmentationLoss, median_frequency_weights
 from zoo.train.metrics import MeanIoU
 from zoo.train.report import write_curves, write_samples
 from zoo.train.schedules import WarmupDecay
-
-STRATEGIES = ("default", "mirrored", "multiworker")
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
@@ -101,17 +103,22 @@ def _compile(model: keras.Model, cfg: RunConfig, spec, class_weights, steps: int
 
 def train(cfg: RunConfig, checkpoints_dir: Path = CHECKPOINTS_DIR, verbose: int | None = None
           ) -> Path:
-    """Train a new run from `cfg`; returns its run folder."""
+    """Train a new run from `cfg`; returns its run folder. Every value is checked
+    (`check_config`) before anything is read or written; errors name the config key."""
+    cfg = check_config(cfg)
+    checkpoints_dir = folder("checkpoints_dir", checkpoints_dir)
     spec = resolve_dataset(cfg.data.data)
     cfg = replace(cfg, data=replace(cfg.data, spec=spec.to_dict()),
                   model=replace(cfg.model, num_classes=spec.num_classes,
                                 input_size=tuple(cfg.model.input_size)))
     scans = _scan(cfg, spec)
     class_weights = _class_weights(cfg, scans[0].class_pixels)
-    # Build once outside the strategy to fail on a bad arch/alpha/size before making a folder.
+    # Build the model and the loss once outside the strategy, to fail on a bad arch, alpha,
+    # size, loss or class weights before making a folder.
     keras.backend.clear_session()
     _build(cfg)
-    run_dir = new_run_dir(cfg, Path(checkpoints_dir))
+    SegmentationLoss(cfg.train.loss, spec.num_classes, spec.ignore_index, class_weights)
+    run_dir = new_run_dir(cfg, checkpoints_dir)
     cfg = replace(cfg, run_id=run_dir.name)
     save_config(cfg, run_dir / "config.yaml")
     return _fit(cfg, spec, scans, class_weights, run_dir, resume_from=None, verbose=verbose)
@@ -124,7 +131,7 @@ def resume(run: str | Path, checkpoints_dir: Path = CHECKPOINTS_DIR,
     run_dir = resolve_run(run, checkpoints_dir)
     cfg = load_config(run_dir / "config.yaml")
     if requested:
-        flat = {k: v for k, v in requested.items() if v is not None}
+        flat = check_values({k: v for k, v in requested.items() if v is not None})
         wanted = _apply(cfg, flat)
         differ = config_diff(cfg, wanted)
         if differ:
@@ -193,8 +200,9 @@ def _fit(cfg: RunConfig, spec, scans, class_weights, run_dir: Path, resume_from:
                                 scan_result=train_scan)
         val_ds = make_dataset(spec, cfg.data.val_split, size, batch, augment=None,
                               scan_result=val_scan)
-        bn_images, _ = load_split_arrays(spec, cfg.data.train_split, size,
-                                         limit=cfg.train.precise_bn_images, check=False)
+        bn_count = cfg.train.precise_bn_images
+        bn_images = load_split_arrays(spec, cfg.data.train_split, size, limit=bn_count,
+                                      check=False)[0] if bn_count else None
         checkpoint = RunCheckpoint(run_dir)
         if resume_from:
             checkpoint.best = float(resume_from["best"])
@@ -202,7 +210,7 @@ def _fit(cfg: RunConfig, spec, scans, class_weights, run_dir: Path, resume_from:
         if resume_from:
             _truncate_log(run_dir / "log.csv", initial_epoch)
         callbacks = [  # the log row is written before the checkpoint that makes it final
-            PreciseBatchNorm(bn_images),
+            *([PreciseBatchNorm(bn_images)] if bn_count else []),
             keras.callbacks.CSVLogger(str(run_dir / "log.csv"), append=True),
             checkpoint,
             keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False),

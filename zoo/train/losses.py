@@ -13,6 +13,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from zoo.checks import number
 from zoo.errors import ConfigError
 
 TERMS = ("ce", "dice", "focal")
@@ -26,10 +27,7 @@ def parse_loss(spec: str) -> dict[str, float]:
         if name not in TERMS:
             raise ConfigError(f"loss term {name!r} in {spec!r}: expected one of "
                               f"{', '.join(TERMS)} (e.g. ce, ce+dice, ce:1,dice:0.5)")
-        try:
-            terms[name] = float(weight) if weight else 1.0
-        except ValueError:
-            raise ConfigError(f"loss weight {weight!r} in {spec!r} is not a number") from None
+        terms[name] = number(f"loss weight of {name} in {spec!r}", weight, 0) if weight else 1.0
     return terms
 
 

@@ -7,9 +7,10 @@ import math
 import keras
 import tensorflow as tf
 
+from zoo.config import SCHEDULES
 from zoo.errors import ConfigError
 
-SCHEDULES = ("cosine", "poly", "constant")
+__all__ = ["SCHEDULES", "WarmupDecay"]
 
 
 @keras.saving.register_keras_serializable(package="zoo")
