@@ -402,14 +402,12 @@ def test_export_refuses_out_of_range_arguments(workspace, base, flag, values, na
     assert_refused(EXPORT, {**EXPORT_ARGS, **base, flag: value}, *names)
 
 
-@pytest.mark.xfail(strict=True, reason="not checked by zoo/export yet: remove the mark when "
-                   "it is")
 @pytest.mark.parametrize("args", [
     {"--threads": 0}, {"--threads": -2}, {"--val-images": "abc"}, {"--val-images": 1.5},
     {"--val-images": "1e999"}, {"--format": "tflite-int8", "--calibration-images": "1e999"},
     {"--min-agreement": 200}, {"--min-agreement": "nan"}, {"--max-miou-drop": -1},
     {"--out": "a-file.txt"},
 ], ids=lambda a: " ".join(f"{k}={v}" for k, v in a.items()))
-def test_export_arguments_not_checked_yet(workspace, args):
+def test_export_arguments_checked_before_the_run_is_read(workspace, args):
     flag = [k for k in args if k != "--format"][0]
     assert_refused(EXPORT, {**EXPORT_ARGS, **args}, flag, flag.lstrip("-").replace("-", "_"))

@@ -25,7 +25,8 @@ from zoo.export.validate import ValidationResult, reference, validate
 class Contract:
     artifact: Artifact
     result: ValidationResult
-    keras_logits: object
+    keras_logits: object  # the Keras model's logits on `images`
+    images: object  # the validation images the artifact was checked on
     context: object
 
 
@@ -76,7 +77,7 @@ def format_contract(run_reference, tmp_path):
                 assert embedded.get(key) == value, (name, key, embedded.get(key))
 
         check_declarations(name)
-        return Contract(artifact, result, ref.logits, context)
+        return Contract(artifact, result, ref.logits, ref.images, context)
 
     return check
 

@@ -122,9 +122,9 @@ def test_ane_warnings_name_dilated_convs(tmp_path):
 
 
 @pytest.mark.parametrize(("options", "message"), [
-    ({"precision": "int8"}, "coreml: precision must be one of fp16, fp32"),
-    ({"output": "probs"}, "coreml: output must be one of logits, labels, labels-nearest"),
-    ({"minimum_deployment_target": "iOS9"}, "minimum_deployment_target must be one of"),
+    ({"precision": "int8"}, "coreml: --precision must be one of fp16, fp32"),
+    ({"output": "probs"}, "coreml: --output must be one of logits, labels, labels-nearest"),
+    ({"minimum_deployment_target": "iOS9"}, "--minimum-deployment-target must be one of"),
 ])
 def test_bad_options(options, message):
     with pytest.raises(ConfigError, match=message):

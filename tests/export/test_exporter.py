@@ -206,9 +206,11 @@ def test_killed_export_leaves_only_listed_artifacts_and_continues(trained_run, t
     ({"format": "tflite-int9"}, "unknown export format 'tflite-int9'; did you mean"),
     ({"format": "tflite", "io": "uint8"}, "option(s) io not taken by format(s) tflite"),
     ({"format": "tflite-int8", "io": "int4"}, "io must be one of uint8, int8, float"),
-    ({"format": "edgetpu", "io": "float"}, "edgetpu: io must be one of uint8, int8"),
-    ({"format": "onnx", "max_miou_drop": "tflite=1"}, "max_miou_drop: tflite not among"),
-    ({"format": "onnx", "val_images": 0}, "val_images must be >= 1"),
+    ({"format": "edgetpu", "io": "float"}, "edgetpu: --io must be one of uint8, int8"),
+    ({"format": "onnx", "max_miou_drop": "tflite=1"}, "--max-miou-drop: tflite not among"),
+    ({"format": "onnx", "max_miou_drop": 101}, "--max-miou-drop must be a"),
+    ({"format": "onnx", "val_images": 0}, "--val-images must be an integer >= 1"),
+    ({"format": "onnx", "threads": 0}, "--threads must be an integer between 1 and 1024"),
 ])
 def test_bad_arguments_are_one_line_errors(trained_run, tmp_path, kwargs, message):
     checkpoints, run_dir = trained_run

@@ -22,7 +22,9 @@ class Artifact:
 
     `runtime` names the `zoo.export.runtimes` entry that executes it; `output_kind` is the
     `ExportOptions.output` it was converted with; `calibration_sha256` is the hash of the
-    calibration images for formats that calibrate; `details` holds format-specific manifest
+    calibration images for formats that calibrate; `also_runs_in` names further runtimes that
+    load the file as it is (MediaPipe for TFLite logits), which the validator runs too;
+    `details` holds format-specific manifest
     entries (delegate partitions, the Edge TPU report, ...)."""
 
     format: str
@@ -34,6 +36,7 @@ class Artifact:
     ops: list[str] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
     calibration_sha256: str | None = None
+    also_runs_in: list[str] = field(default_factory=list)  # more runtimes the validator runs
 
     def runner(self, threads: int | None = None) -> Runner:
         return get_runner(self.runtime, self.path, threads)

@@ -54,6 +54,12 @@ class ExportContext:
             "run_id": self.run_id,
         }
 
+    def description(self) -> str:
+        """One line for the metadata of every format: what the model is and what it sees."""
+        h, w = self.input_size
+        return (f"{self.arch} (alpha {self.alpha:g}) semantic segmentation, {h}x{w}, "
+                f"{len(self.class_names)} classes: {', '.join(self.class_names)}")
+
     def calibration(self, count: int) -> tuple[np.ndarray, str]:
         """`count` training images (uint8 NHWC, validation preprocessing) and their sha256,
         loaded once per count."""

@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from zoo import checks
 from zoo.config import RunConfig, load_config
 from zoo.errors import ConfigError
 from zoo.export.context import NORMALIZATION, ExportContext
@@ -129,11 +130,13 @@ def export(run: str | None = None, format: Any = "all", out: str | None = None,
     (see the module docstring)."""
     formats = select_formats(format)
     parsed = format_options(formats, options)
-    agreement = parse_overrides(min_agreement, formats, "min_agreement")
-    drop = parse_overrides(max_miou_drop, formats, "max_miou_drop")
+    agreement = parse_overrides(min_agreement, formats, "--min-agreement", low=0.0, high=100.0)
+    drop = parse_overrides(max_miou_drop, formats, "--max-miou-drop", low=0.0, high=100.0)
     tolerances = {f: tolerance_for(f, agreement.get(f), drop.get(f)) for f in formats}
-    if val_images is not None and int(val_images) < 1:
-        raise ConfigError(f"val_images must be >= 1, got {val_images}")
+    val_images = checks.optional(checks.integer)("--val-images", val_images, 1)
+    threads = checks.optional(checks.integer)("--threads", threads, 1, 1024)
+    if out is not None:
+        checks.folder("--out", out)
     run_dir = resolve_run(run, Path(checkpoints_dir))
     cfg = load_config(run_dir / "config.yaml")
     out_dir = Path(out) if out else run_dir / "artifacts"
@@ -174,6 +177,12 @@ def export(run: str | None = None, format: Any = "all", out: str | None = None,
     finally:
         shutil.rmtree(context.scratch, ignore_errors=True)
     return ExportResult(out_dir, manifest, failed)
+
+
+def _agreement(other: dict) -> str:
+    if other["status"] == "not run":
+        return f"not run ({other['reason']})"
+    return f"agreement {other['agreement_pct']:.3f}% mIoU {other['miou']:.4f}"
 
 
 def _kept_formats(formats: list[str], parsed: dict, out_dir: Path) -> list[str]:
@@ -222,6 +231,8 @@ def _export_one(fmt, model, *, options, context, ref, tolerance, out_dir: Path, 
         print(f"{fmt}: {'pass' if result.passed else 'FAILED'} {target.name} "
               f"({artifact.output_kind}) agreement "
               f"{result.agreement_pct:.3f}% mIoU {result.miou:.4f} (Keras {ref.miou:.4f})"
+              + "".join(f"; in {name} {_agreement(other)}"
+                        for name, other in result.other_runtimes.items())
               + (f": {result.reason}" if result.reason else ""))
         return artifact_entry(artifact, target, result, options)
     finally:

@@ -3,7 +3,7 @@
 Example::
 
     proto = to_onnx(model, context, opset=17, output="logits")
-    artifact = onnx_artifact("onnx", proto, Path("model.onnx"), context, output="logits",
+    artifact = onnx_artifact("onnx", proto, Path("model.onnx"), context, options=options,
                              details={"opset": 17})
 
 The input stays NHWC float32 named ``image`` with raw RGB 0..255 (the Rescaling is inside the
@@ -22,9 +22,7 @@ from zoo.files import write_bytes_atomic
 
 
 def to_onnx(model, context: ExportContext, *, opset: int, output: str):
-    """The ONNX ModelProto of `model` with `output` at batch 1 (`tf2onnx.convert.from_keras`),
-    the run's metadata in metadata_props."""
-    import onnx
+    """The ONNX ModelProto of `model` with `output` at batch 1 (`tf2onnx.convert.from_keras`)."""
     import tensorflow as tf
     import tf2onnx
 
@@ -33,7 +31,6 @@ def to_onnx(model, context: ExportContext, *, opset: int, output: str):
         with_output(model, output, cache=context.cache),
         input_signature=[tf.TensorSpec([1, h, w, 3], tf.float32, name="image")],
         opset=int(opset))
-    onnx.helper.set_model_props(proto, context.metadata())
     return proto
 
 
@@ -45,13 +42,19 @@ def read_onnx_metadata(path: Path) -> dict[str, str]:
     return {p.key: p.value for p in model.metadata_props}
 
 
-def onnx_artifact(fmt: str, proto, out_path: Path, context: ExportContext, *, output: str,
+def onnx_artifact(fmt: str, proto, out_path: Path, context: ExportContext, *, options,
                   details: dict, calibration_sha256: str | None = None) -> Artifact:
-    """Write `proto` to `out_path` and describe it (I/O with scale and zero point when
-    quantized, op types, the embedded metadata)."""
+    """Write `proto` with the run's metadata, author, license and version in metadata_props to
+    `out_path` and describe it (I/O with scale and zero point when quantized, op types, the
+    embedded metadata)."""
+    import onnx
+
+    meta = {**context.metadata(), **options.provenance()}
+    onnx.helper.set_model_props(proto, meta)
+    proto.doc_string = context.description()
     write_bytes_atomic(out_path, proto.SerializeToString())
     inp, out = onnx_io_info(proto)
-    return Artifact(fmt, out_path, "onnxruntime", inp, out, output_kind=output,
+    return Artifact(fmt, out_path, "onnxruntime", inp, out, output_kind=options.output,
                     ops=[node.op_type for node in proto.graph.node],
-                    details={**details, "metadata": context.metadata()},
+                    details={**details, "metadata": meta},
                     calibration_sha256=calibration_sha256)

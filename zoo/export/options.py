@@ -6,11 +6,12 @@ Example::
     class OnnxOptions(ExportOptions):
         opset: int = option(17, "ONNX opset, 13..18", check=int_range(13, 18))
 
-    OnnxOptions(opset=12)   # ConfigError: opset must be between 13 and 18, got 12
+    OnnxOptions(opset=12)   # ConfigError: --opset must be an integer between 13 and 18, got 12
 
 A field's ``help`` is what ``export.py --help`` prints for the option, with the formats that
 take it; ``check`` validates (and may convert) the value when the options are built, so a bad
-value is a one-line `ConfigError` before anything is converted. A new option is one field.
+value is a one-line `ConfigError` naming the flag before anything is converted (the checks are
+`zoo.checks`', shared with every entry point). A new option is one field.
 """
 
 from __future__ import annotations
@@ -20,38 +21,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from zoo.errors import ConfigError
+from zoo.checks import flag, int_range
+from zoo.checks import one_of as choice
 from zoo.export.outputs import OUTPUTS
+
+__all__ = ["ExportOptions", "QuantizedOptions", "choice", "int_range", "option", "option_help"]
 
 
 def option(default: Any, help: str, check: Callable[[str, Any], Any] | None = None) -> Any:
     """A dataclass field with its CLI help and an optional ``check(name, value) -> value``."""
     return field(default=default, metadata={"help": help, "check": check})
-
-
-def choice(*allowed: str) -> Callable[[str, Any], Any]:
-    def check(name: str, value: Any) -> Any:
-        if value not in allowed:
-            raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
-        return value
-
-    return check
-
-
-def int_range(low: int, high: int | None = None) -> Callable[[str, Any], int]:
-    def check(name: str, value: Any) -> int:
-        try:
-            number = int(value)
-            if number != float(value) or isinstance(value, bool):
-                raise ValueError
-        except (TypeError, ValueError):
-            raise ConfigError(f"{name} must be an integer, got {value!r}") from None
-        if number < low or (high is not None and number > high):
-            bounds = f">= {low}" if high is None else f"between {low} and {high}"
-            raise ConfigError(f"{name} must be {bounds}, got {value!r}")
-        return number
-
-    return check
 
 
 @dataclass
@@ -62,12 +41,21 @@ class ExportOptions:
         "logits", "what the artifact returns: logits (float32 (1, H, W, C)), labels (argmax "
         "label map (1, H, W)) or labels-nearest (argmax at the head's stride, then a nearest "
         "upsample)", choice(*OUTPUTS))
+    author: str = option("mobileseg-zoo", "model author, written into the artifact's metadata")
+    license: str = option("Apache-2.0 (model code); check your training data's terms",
+                          "license text, written into the artifact's metadata")
+    version: str = option("1", "model version string, written into the artifact's metadata")
+
+    def provenance(self) -> dict[str, str]:
+        """Author, license and version, as every format embeds them."""
+        return {"author": str(self.author), "license": str(self.license),
+                "version": str(self.version)}
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             check = f.metadata.get("check")
             if check is not None:
-                setattr(self, f.name, check(f.name, getattr(self, f.name)))
+                setattr(self, f.name, check(flag(f.name), getattr(self, f.name)))
 
 
 IO_TYPES = ("uint8", "int8", "float")

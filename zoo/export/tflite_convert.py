@@ -5,7 +5,7 @@ Example::
     data = float_bytes(model, context, output="logits", transpose_conv="depth-to-space")
     data, sha256 = int8_bytes(model, context, io="uint8", calibration_images=100,
                               output="logits", transpose_conv="native")
-    artifact = litert_artifact("tflite", data, out_path, context, output="logits")
+    artifact = litert_artifact("tflite", data, out_path, context, options=options)
     read_metadata(out_path)      # the zoo's metadata inside the file
 
 Every variant converts one batch-1 SavedModel written by `model.export(..., "tf_saved_model")`
@@ -30,6 +30,8 @@ from zoo.export.tflite_graph import tflite_graph
 from zoo.files import write_bytes_atomic
 
 METADATA_NAME = "mobileseg_zoo"
+# Input types MediaPipe's ImageSegmenter feeds ("Requested one of these types: uint8/float32").
+MEDIAPIPE_INPUTS = ("uint8", "float32")
 
 
 def saved_model(model, context: ExportContext) -> Path:
@@ -102,8 +104,38 @@ def int8_bytes(model, context: ExportContext, *, io: str, calibration_images: in
         conv.inference_input_type = io_type
         if not is_label_output(output):  # a label map is integer already
             conv.inference_output_type = io_type
-    context.cache[key] = (model, (conv.convert(), sha256))
+    data = conv.convert()
+    if io == "uint8":
+        data = pixels_as_input(data)
+    context.cache[key] = (model, (data, sha256))
     return context.cache[key][1]
+
+
+def pixels_as_input(data: bytes) -> bytes:
+    """A uint8-input model whose input tensor is the raw pixels: scale 1, zero point 0.
+
+    The converter calibrates the uint8 input's range from the calibration images, so an image
+    set without pure black or white gets, say, scale 0.98 and zero point 3, and every app that
+    feeds the camera's uint8 pixels as they are (MediaPipe's ImageSegmenter does) sees shifted
+    inputs. The input only feeds QUANTIZE ops (uint8 -> the graph's int8), which requantize
+    from whatever the input's parameters say, so setting them to (1, 0) changes nothing but
+    what the input means. Left unchanged when another op reads the input directly.
+    """
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(data))
+    graph = model.subgraphs[0]
+    index = graph.inputs[0]
+    tensor = graph.tensors[index]
+    codes = {i: op.builtinCode for i, op in enumerate(model.operatorCodes)}
+    readers = [op for op in graph.operators if index in list(op.inputs)]
+    if tensor.type != schema.TensorType.UINT8 or not readers or any(
+            max(codes[op.opcodeIndex], 0) != schema.BuiltinOperator.QUANTIZE for op in readers):
+        return data
+    tensor.quantization.scale = [1.0]
+    tensor.quantization.zeroPoint = [0]
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
 def with_metadata(data: bytes, meta: dict[str, str]) -> bytes:
@@ -137,14 +169,26 @@ def read_metadata(path: Path) -> dict[str, str]:
 
 
 def litert_artifact(fmt: str, data: bytes, out_path: Path, context: ExportContext, *,
-                    output: str, details: dict | None = None,
+                    options, details: dict | None = None,
                     calibration_sha256: str | None = None) -> Artifact:
-    """Write `data` with the zoo's metadata to `out_path` and describe it: I/O tensors, ops,
-    XNNPACK partitions and the ops left outside them."""
-    write_bytes_atomic(out_path, with_metadata(data, context.metadata()))
+    """Write `data` to `out_path` with two metadata: the zoo's JSON (run facts, author, license,
+    version) and the standard TFLite segmenter metadata that MediaPipe Tasks and the TFLite
+    Task Library read (`zoo.export.tflite_metadata`); describe it: I/O tensors, ops, XNNPACK
+    partitions and the ops left outside them. MediaPipe's ImageSegmenter computes its own
+    argmax over per-class scores and takes uint8 or float32 images, so a logits artifact with
+    such an input lists it as a second runtime."""
+    from zoo.export.tflite_metadata import with_segmenter_metadata
+
+    provenance = options.provenance()
+    data = with_metadata(data, {**context.metadata(), **provenance})
+    data = with_segmenter_metadata(data, name=context.arch, description=context.description(),
+                                   labels=list(context.class_names), **provenance)
+    write_bytes_atomic(out_path, data)
     runner = LiteRTRunner(out_path)
     details = {**(details or {}), **runner.delegate_report()}
     print(f"{fmt}: {delegate_line(details)}")
     return Artifact(fmt, out_path, "litert", runner.input_info, runner.output_info,
-                    output_kind=output, ops=tflite_ops(out_path), details=details,
-                    calibration_sha256=calibration_sha256)
+                    output_kind=options.output, ops=tflite_ops(out_path), details=details,
+                    calibration_sha256=calibration_sha256,
+                    also_runs_in=["mediapipe"] if options.output == "logits"
+                    and runner.input_info.dtype in MEDIAPIPE_INPUTS else [])

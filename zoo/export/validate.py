@@ -27,7 +27,7 @@ import numpy as np
 
 from zoo.errors import ConfigError
 from zoo.export.format import FORMATS, Tolerance
-from zoo.export.runtimes import NotRunnableError
+from zoo.export.runtimes import RUNTIMES, NotRunnableError, get_runner
 from zoo.files import error_line
 from zoo.metrics import confusion_matrix, iou_per_class, mean_iou
 
@@ -43,8 +43,17 @@ def tolerance_for(fmt: str, min_agreement: float | None = None,
     return tol
 
 
-def parse_overrides(value, formats: list[str], what: str) -> dict[str, float]:
-    """Per-format overrides from a number (every format), "fmt=x,fmt=y" or a dict."""
+def parse_overrides(value, formats: list[str], what: str, low: float = 0.0,
+                    high: float | None = None) -> dict[str, float]:
+    """Per-format overrides from a number (every format), "fmt=x,fmt=y" or a dict; each a
+    finite number within ``[low, high]``."""
+    from zoo.checks import number
+
+    return {fmt: number(what, v, low, high)
+            for fmt, v in _overrides(value, formats, what).items()}
+
+
+def _overrides(value, formats: list[str], what: str) -> dict[str, float]:
     if value is None:
         return {}
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -122,6 +131,8 @@ class ValidationResult:
     tolerance: dict = field(default_factory=dict)
     per_class_iou: list[float | None] = field(default_factory=list)
     status: str = ""  # "passed" | "failed" | "not run"
+    # The same checks in the artifact's further runtimes (`Artifact.also_runs_in`), by name.
+    other_runtimes: dict[str, dict] = field(default_factory=dict)
 
     def __post_init__(self):
         self.status = self.status or ("passed" if self.passed else "failed")
@@ -132,13 +143,44 @@ class ValidationResult:
 
 def validate(artifact, ref: Reference, tolerance: Tolerance, threads: int | None = None,
              runner=None) -> ValidationResult:
-    """Run `artifact` on every reference image and compare with the tolerance.
+    """Run `artifact` on every reference image and compare with the tolerance, in its runtime
+    and then in each runtime of `artifact.also_runs_in` that is available here; the artifact
+    passes only if it passes in all of them.
 
     An artifact that cannot be loaded or run fails ("could not run"); one whose ops the
     runtime does not implement (the Core ML reference interpreter) is "not run": never passed.
     """
+    result = _validate_in(artifact, ref, tolerance, threads, runner)
+    if runner is not None:
+        return result
+    for name in getattr(artifact, "also_runs_in", ()):
+        why = RUNTIMES.get(name).available()
+        if why:
+            result.other_runtimes[name] = {"status": "not run", "reason": why}
+            continue
+        other = _validate_in(artifact, ref, tolerance, threads, runtime=name)
+        result.other_runtimes[name] = {
+            "status": other.status, "agreement_pct": other.agreement_pct, "miou": other.miou,
+            "miou_drop_pt": other.miou_drop_pt, "latency_ms": other.latency_ms,
+            "reason": other.reason}
+        if result.passed and not other.passed:
+            result.passed, result.status = False, "failed"
+            result.reason = f"in {name}: {other.reason}"
+    return result
+
+
+def _validate_in(artifact, ref, tolerance, threads, runner=None, runtime: str | None = None
+                 ) -> ValidationResult:
+    """`_validate` with `runner`, a runner of `runtime`, or the artifact's own runtime; a
+    failure to load or run becomes the result."""
     try:
-        return _validate(artifact, ref, tolerance, threads, runner)
+        if runtime is None:
+            return _validate(artifact, ref, tolerance, threads, runner)
+        runner = get_runner(runtime, artifact.path, threads)
+        try:
+            return _validate(artifact, ref, tolerance, threads, runner)
+        finally:
+            getattr(runner, "close", lambda: None)()
     except NotRunnableError as exc:
         return _not_passed(artifact.format, ref, tolerance, threads=threads, status="not run",
                            reason=f"{artifact.format}: not run: {exc}")

@@ -56,10 +56,6 @@ class CoreMLOptions(ExportOptions):
                             choice(*PRECISIONS))
     minimum_deployment_target: str = option("iOS16", "Core ML minimum deployment target: "
                                             + ", ".join(TARGETS), choice(*TARGETS))
-    author: str = option("mobileseg-zoo", "Core ML model author")
-    license: str = option("Apache-2.0 (model code); check your training data's terms",
-                          "Core ML model license text")
-    version: str = option("1", "Core ML model version string")
 
 
 def read_coreml_metadata(path: Path) -> dict[str, str]:
@@ -127,9 +123,7 @@ def _describe(mlmodel, options: CoreMLOptions, context: ExportContext) -> None:
     mlmodel.author = options.author
     mlmodel.license = options.license
     mlmodel.version = options.version
-    mlmodel.short_description = (
-        f"{context.arch} (alpha {context.alpha:g}) semantic segmentation, {h}x{w}, "
-        f"{len(context.class_names)} classes: {', '.join(context.class_names)}")
+    mlmodel.short_description = context.description()
     mlmodel.input_description["image"] = f"RGB image, {w}x{h} (width x height)"
     how = {"labels": "argmax of the full-resolution logits",
            "labels-nearest": "argmax at the head's resolution, nearest-neighbour upsampled"}

@@ -171,7 +171,7 @@ def convert(model, out_path: Path, options: EdgeTPUOptions, context: ExportConte
                               calibration_images=options.calibration_images,
                               output=options.output, transpose_conv="native")
     artifact = litert_artifact(
-        "edgetpu", data, out_path, context, output=options.output,
+        "edgetpu", data, out_path, context, options=options,
         details={"io": options.io, "calibration_images": options.calibration_images},
         calibration_sha256=sha256)
     report = op_report(out_path)

@@ -35,5 +35,5 @@ class OnnxOptions(ExportOptions):
 def convert(model, out_path: Path, options: OnnxOptions, context: ExportContext) -> Artifact:
     """Convert with `tf2onnx.convert.from_keras` at batch 1 and write `out_path`."""
     proto = to_onnx(model, context, opset=options.opset, output=options.output)
-    return onnx_artifact("onnx", proto, out_path, context, output=options.output,
+    return onnx_artifact("onnx", proto, out_path, context, options=options,
                          details={"opset": options.opset})

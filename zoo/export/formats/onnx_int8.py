@@ -150,10 +150,9 @@ def convert(model, out_path: Path, options: OnnxInt8Options, context: ExportCont
         _integer_input(proto.graph, options.io)
         if not is_label_output(options.output):  # a label map is integer already
             _integer_output(proto.graph, options.io)
-    onnx.helper.set_model_props(proto, context.metadata())
     onnx.checker.check_model(proto)
     return onnx_artifact(
-        "onnx-int8", proto, out_path, context, output=options.output,
+        "onnx-int8", proto, out_path, context, options=options,
         details={"opset": options.opset, "io": options.io,
                  "calibration_images": options.calibration_images, "quant_format": "QDQ",
                  "weights": "int8 symmetric, per channel",

@@ -48,7 +48,7 @@ def _float(fmt: str, model, out_path: Path, options: FloatOptions, context: Expo
            weights: str) -> Artifact:
     data = float_bytes(model, context, output=options.output,
                        transpose_conv=options.transpose_conv, weights=weights)
-    artifact = litert_artifact(fmt, data, out_path, context, output=options.output)
+    artifact = litert_artifact(fmt, data, out_path, context, options=options)
     _note_transpose_conv(artifact, options)
     return artifact
 
@@ -91,7 +91,7 @@ def convert_int8(model, out_path: Path, options: Int8Options, context: ExportCon
                               calibration_images=options.calibration_images,
                               output=options.output, transpose_conv=options.transpose_conv)
     artifact = litert_artifact(
-        "tflite-int8", data, out_path, context, output=options.output,
+        "tflite-int8", data, out_path, context, options=options,
         details={"io": options.io, "calibration_images": options.calibration_images},
         calibration_sha256=sha256)
     _note_transpose_conv(artifact, options)

@@ -52,6 +52,9 @@ class Runner:
     def run(self, images: np.ndarray) -> np.ndarray:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def close(self) -> None:
+        """Release what the runtime holds (most need nothing: garbage collection does it)."""
+
 
 @dataclass(frozen=True)
 class RuntimeSpec:
