@@ -9,7 +9,7 @@ option is a one-line error. What is truly specific to a format stays in its own 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from importlib import metadata as importlib_metadata
 
 import pytest
@@ -41,18 +41,33 @@ def run_reference(trained_run):
                                                 spec.ignore_index)
 
 
+@pytest.fixture(scope="session")
+def _contracts():
+    """Contracts already checked in this session, by format and options: a format's own test
+    file and the cross-format ones share one conversion (tests only read the artifacts)."""
+    return {}
+
+
 @pytest.fixture
-def format_contract(run_reference, tmp_path):
+def format_contract(run_reference, tmp_path_factory, _contracts):
     """``format_contract(name, **options) -> Contract`` (see the module docstring)."""
     run_dir, model, cfg, spec, ref = run_reference
 
     def check(name: str, **options) -> Contract:
+        parsed = asdict(parse_options(FORMATS.get(name), options))
+        key = (name, tuple(sorted(parsed.items())))
+        if key not in _contracts:
+            _contracts[key] = convert_and_check(name, options)
+        return _contracts[key]
+
+    def convert_and_check(name: str, options: dict) -> Contract:
         fmt = FORMATS.get(name)
+        folder = tmp_path_factory.mktemp(f"contract-{name}")
         context = export_context(cfg, run_dir, spec, threads=1)
-        context.scratch = tmp_path / "scratch"
-        context.scratch.mkdir(exist_ok=True)
+        context.scratch = folder / "scratch"
+        context.scratch.mkdir()
         parsed = parse_options(fmt, options)
-        artifact = fmt.convert(model, tmp_path / f"model{fmt.suffix}", parsed, context)
+        artifact = fmt.convert(model, folder / f"model{fmt.suffix}", parsed, context)
 
         # What the exporter and the manifest rely on.
         assert artifact.format == name and artifact.path.exists()

@@ -7,7 +7,8 @@ from zoo.export.runtimes.litert import LiteRTRunner
 
 @pytest.mark.parametrize("name", ["tflite", "tflite-fp16", "tflite-dynamic", "tflite-int8"])
 def test_contract(name, format_contract):
-    contract = format_contract(name)
+    contract = format_contract(name, **({"calibration_images": 8} if name == "tflite-int8"
+                                        else {}))
     details = contract.artifact.details
     assert details["xnnpack_partitions"] >= 1 and "outside_delegate" in details
     # The 2x2 stride-2 transposed convs of the MobileUNet decoder are written for XNNPACK.
