@@ -91,5 +91,5 @@ def test_tflite_formats_take_the_mode_and_native_keeps_transpose_conv(images, tm
     np.testing.assert_allclose(outputs["native"], outputs["depth-to-space"],
                                atol=1e-4 * np.abs(outputs["native"]).max())
     for name in ("tflite", "tflite-int8"):
-        with pytest.raises(ConfigError, match="transpose_conv must be one of"):
+        with pytest.raises(ConfigError, match="--transpose-conv must be one of"):
             parse_options(FORMATS.get(name), {"transpose_conv": "shuffle"})
