@@ -353,6 +353,8 @@ def test_train_without_the_cached_file_is_one_line_exit_2_and_no_run_folder(
                                   ["--download-weights", "--weights", "imagenet", "--resume", "x"]])
 def test_download_weights_flag_needs_weights_imagenet_of_a_new_run(
         args, tmp_path, monkeypatch, capsys):
+    (tmp_path / "some.h5").write_bytes(b"")  # a local file exists: only the flag is wrong
+    args = [str(tmp_path / a) if a == "some.h5" else a for a in args]
     code, err = train_cli(monkeypatch, capsys, *args, "--checkpoints", str(tmp_path / "ck"))
     assert code == 2
     assert err[-1] == ("error: --download-weights fetches the ImageNet weights a new run starts "
