@@ -87,14 +87,8 @@ def write_manifest(out_dir: Path, entries: list[dict], run: dict) -> dict:
     out_dir = Path(out_dir)
     path = out_dir / "manifest.json"
     new_formats = {e["format"] for e in entries}
-    kept = []
-    if path.is_file():
-        try:
-            old = json.loads(path.read_text()).get("artifacts", [])
-        except (json.JSONDecodeError, AttributeError):
-            old = []
-        kept = [e for e in old if e.get("format") not in new_formats
-                and e.get("file") and (out_dir / e["file"]).exists()]
+    kept = [e for fmt, e in listed_entries(out_dir).items() if fmt not in new_formats
+            and e.get("file") and (out_dir / e["file"]).exists()]
     manifest = {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "run": run,
