@@ -79,11 +79,21 @@ class TrainConfig:
 
 
 @dataclass
+class CompressConfig:
+    """A compressed run's origin: the run it was made from and the methods, in order (empty
+    for a run trained from scratch). Its model starts from the run folder's init.keras."""
+
+    parent: str | None = None
+    methods: list[str] = field(default_factory=list)
+
+
+@dataclass
 class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     run_id: str = ""
+    compress: CompressConfig = field(default_factory=CompressConfig)
 
 
 def _checks() -> dict[str, Callable[[str, Any], Any]]:
@@ -181,14 +191,15 @@ def config_from_dict(raw: dict[str, Any], source: str = "config") -> RunConfig:
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping with model, data, train")
     parts = {}
-    for name, cls in (("model", ModelConfig), ("data", DataConfig), ("train", TrainConfig)):
+    for name, cls in (("model", ModelConfig), ("data", DataConfig), ("train", TrainConfig),
+                      ("compress", CompressConfig)):
         section = raw.get(name) or {}
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(section) - known)
         if unknown:
             raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)} in {name}")
         parts[name] = cls(**section)
-    extra = sorted(set(raw) - {"model", "data", "train", "run_id"})
+    extra = sorted(set(raw) - {"model", "data", "train", "compress", "run_id"})
     if extra:
         raise ConfigError(f"{source}: unknown section(s) {', '.join(extra)}")
     cfg = RunConfig(**parts, run_id=raw.get("run_id", ""))

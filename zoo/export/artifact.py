@@ -37,6 +37,9 @@ class Artifact:
     details: dict[str, Any] = field(default_factory=dict)
     calibration_sha256: str | None = None
     also_runs_in: list[str] = field(default_factory=list)  # more runtimes the validator runs
+    # What the converter found wrong with the file whatever its figures (float tensors left in
+    # an int8 model): each fails validation.
+    defects: list[str] = field(default_factory=list)
 
     def runner(self, threads: int | None = None) -> Runner:
         return get_runner(self.runtime, self.path, threads)

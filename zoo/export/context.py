@@ -37,6 +37,7 @@ class ExportContext:
     class_names: list[str]
     load_calibration: Callable[[int], np.ndarray]
     threads: int | None = None
+    validation_images: np.ndarray | None = None  # for reports that measure on validation data
     scratch: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="zoo-export-")))
     cache: dict[Any, Any] = field(default_factory=dict)
 

@@ -39,7 +39,7 @@ from zoo.errors import ConfigError
 from zoo.export.context import NORMALIZATION, ExportContext
 from zoo.export.format import FORMATS, parse_options
 from zoo.export.manifest import artifact_entry, listed_entries, report_table, write_manifest
-from zoo.export.options import option_help
+from zoo.export.options import QuantizedOptions, option_help
 from zoo.export.validate import parse_overrides, reference, tolerance_for, validate
 from zoo.files import error_line, remove_path, sha256_file
 from zoo.registry import unknown_name_message
@@ -114,6 +114,8 @@ def load_checkpoint(path: Path):
     """`best.keras` without compiling (no training modules needed); errors are one line."""
     import keras
 
+    import zoo.quantize  # noqa: F401 - registers the layers of quantization-aware models
+
     if not path.is_file():
         raise ConfigError(f"{path}: checkpoint not found")
     try:
@@ -150,9 +152,11 @@ def export(run: str | None = None, format: Any = "all", out: str | None = None,
             manifest = json.loads((out_dir / "manifest.json").read_text())
             return ExportResult(out_dir, manifest, [])
     model = load_checkpoint(run_dir / "best.keras")
+    formats = _formats_for(model, formats, explicit=format != "all", cfg=cfg)
     spec, images, masks = validation_data(cfg, val_images)
     ref = reference(model, images, masks, spec.num_classes, spec.ignore_index)
     context = export_context(cfg, run_dir, spec, threads)
+    context.validation_images = images
     out_dir.mkdir(parents=True, exist_ok=True)
     h, w = cfg.model.input_size
     run_facts = {
@@ -161,7 +165,9 @@ def export(run: str | None = None, format: Any = "all", out: str | None = None,
         "classes": spec.classes, "ignore_index": spec.ignore_index,
         "normalization": NORMALIZATION, "keras_miou": ref.miou,
         "keras_latency_ms": ref.latency_ms, "val_images": len(images), "threads": threads,
-        "calibration_sha256": None}
+        "calibration_sha256": None,
+        **({"compress": {"parent": cfg.compress.parent, "methods": cfg.compress.methods}}
+           if cfg.compress.methods else {})}
     entries, failed, manifest = [], [], {}
     try:
         for fmt in formats:
@@ -177,6 +183,33 @@ def export(run: str | None = None, format: Any = "all", out: str | None = None,
     finally:
         shutil.rmtree(context.scratch, ignore_errors=True)
     return ExportResult(out_dir, manifest, failed)
+
+
+def full_integer(fmt: str) -> bool:
+    """Whether a format is full-integer (its options are `QuantizedOptions`)."""
+    return issubclass(FORMATS.get(fmt).options_cls, QuantizedOptions)
+
+
+def _formats_for(model, formats: list[str], *, explicit: bool, cfg) -> list[str]:
+    """The formats a model exports to: a quantization-aware model (`compress.py --method qat`)
+    only to the full-integer ones, which use its learned ranges; its float weights are its
+    parent run's."""
+    from zoo.quantize import is_quantization_aware
+
+    if not is_quantization_aware(model):
+        return formats
+    kept = [f for f in formats if full_integer(f)]
+    dropped = [f for f in formats if not full_integer(f)]
+    integer = ", ".join(f for f in FORMATS.list() if full_integer(f))
+    parent = cfg.compress.parent or "its parent run"
+    if dropped and (explicit or not kept):
+        raise ConfigError(f"--format: {', '.join(dropped)}: the run is quantization-aware and "
+                          f"exports to full-integer formats only ({integer}); export the float "
+                          f"formats from {parent}")
+    if dropped:
+        print(f"quantization-aware run: exporting {', '.join(kept)} (float formats come from "
+              f"{parent})")
+    return kept
 
 
 def _agreement(other: dict) -> str:

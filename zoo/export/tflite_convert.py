@@ -18,12 +18,14 @@ converted is `tflite_graph`'s (same weights and math, ops XNNPACK runs fast).
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from zoo.export.artifact import Artifact
 from zoo.export.context import ExportContext
+from zoo.export.options import QuantizedOptions, int_range, option
 from zoo.export.outputs import is_label_output, with_output
 from zoo.export.runtimes.litert import LiteRTRunner, delegate_line, tflite_ops
 from zoo.export.tflite_graph import tflite_graph
@@ -83,11 +85,35 @@ def int8_bytes(model, context: ExportContext, *, io: str, calibration_images: in
     """The full-integer model calibrated on training images, and the calibration set's sha256;
     cached so that tflite-int8 and edgetpu with the same options convert once."""
     import tensorflow as tf
-    from tqdm import tqdm
 
     key = ("int8", id(model), io, int(calibration_images), output, transpose_conv)
     if key in context.cache and context.cache[key][0] is model:
         return context.cache[key][1]
+    conv, sha256 = int8_converter(model, context, calibration_images=calibration_images,
+                                  output=output, transpose_conv=transpose_conv)
+    if io != "float":
+        io_type = tf.uint8 if io == "uint8" else tf.int8
+        conv.inference_input_type = io_type
+        if not is_label_output(output):  # a label map is integer already
+            conv.inference_output_type = io_type
+    data = conv.convert()
+    if io == "uint8":
+        data = pixels_as_input(data)
+    context.cache[key] = (model, (data, sha256))
+    return context.cache[key][1]
+
+
+def int8_converter(model, context: ExportContext, *, calibration_images: int, output: str,
+                   transpose_conv: str):
+    """(the converter set up for full-integer int8 with float I/O, calibration sha256).
+
+    The calibration images always go in: the converter keeps the range of every tensor a
+    fake-quant op sits on (a quantization-aware model's learned ranges) and calibrates the
+    others (`zoo.export.int8_check` says which); with ``TFLITE_BUILTINS_INT8`` and no
+    representative dataset it refuses a SavedModel even when every range was learned."""
+    import tensorflow as tf
+    from tqdm import tqdm
+
     images, sha256 = context.calibration(int(calibration_images))
 
     def representative():
@@ -99,16 +125,33 @@ def int8_bytes(model, context: ExportContext, *, io: str, calibration_images: in
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv.representative_dataset = representative
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    if io != "float":
-        io_type = tf.uint8 if io == "uint8" else tf.int8
-        conv.inference_input_type = io_type
-        if not is_label_output(output):  # a label map is integer already
-            conv.inference_output_type = io_type
-    data = conv.convert()
-    if io == "uint8":
-        data = pixels_as_input(data)
-    context.cache[key] = (model, (data, sha256))
-    return context.cache[key][1]
+    return conv, sha256
+
+
+def int8_layer_errors(model, context: ExportContext, data: bytes, *, images: int,
+                      calibration_images: int, output: str, transpose_conv: str) -> list[dict]:
+    """The per-layer error report (`zoo.export.int8_report`) of the int8 file `data` on
+    `images` validation images (calibration images when the context has none); [] for 0.
+    A quantization-aware model is compared with its own fake-quantized activations, any
+    other with LiteRT's QuantizationDebugger."""
+    from zoo.export.int8_report import layer_errors, log_lines, qat_layer_errors
+    from zoo.quantize import is_quantization_aware
+
+    if not images:
+        return []
+    source = context.validation_images
+    if source is None:
+        source = context.calibration_images(int(calibration_images))
+    source = source[:int(images)]
+    if is_quantization_aware(model):
+        rows = qat_layer_errors(model, data, source)
+    else:
+        conv, _ = int8_converter(model, context, calibration_images=calibration_images,
+                                 output=output, transpose_conv=transpose_conv)
+        rows = layer_errors(conv, source, [layer.name for layer in model.layers])
+    print(f"per-layer int8 error on {len(source)} images, worst first:")
+    print("\n".join(log_lines(rows)))
+    return rows
 
 
 def pixels_as_input(data: bytes) -> bytes:
@@ -166,6 +209,41 @@ def read_metadata(path: Path) -> dict[str, str]:
         if name == METADATA_NAME:
             return json.loads(bytes(model.buffers[entry.buffer].data).decode())
     return {}
+
+
+@dataclass
+class LiteRTInt8Options(QuantizedOptions):
+    """Full-integer TFLite (tflite-int8, edgetpu): the quantized options plus the per-layer
+    error report."""
+
+    layer_report: int = option(16, "tflite-int8, edgetpu: validation images for the per-layer "
+                               "int8 error report (export log, report.md, manifest); 0: none",
+                               int_range(0))
+
+
+def int8_artifact(fmt: str, model, out_path: Path, context: ExportContext, *,
+                  options: LiteRTInt8Options, transpose_conv: str) -> Artifact:
+    """The full-integer artifact of `model` (`int8_bytes`), with what `zoo.export.int8_check`
+    finds in it (float tensors left fail validation; a QAT model's range sources) and the
+    per-layer error report."""
+    from zoo.export.int8_check import int8_facts
+    from zoo.quantize import is_quantization_aware
+
+    data, sha256 = int8_bytes(model, context, io=options.io,
+                              calibration_images=options.calibration_images,
+                              output=options.output, transpose_conv=transpose_conv)
+    facts, defects = int8_facts(data, model, options.io)
+    rows = int8_layer_errors(model, context, data, images=options.layer_report,
+                             calibration_images=options.calibration_images,
+                             output=options.output, transpose_conv=transpose_conv)
+    artifact = litert_artifact(
+        fmt, data, out_path, context, options=options,
+        details={"io": options.io, "calibration_images": options.calibration_images, **facts,
+                 "layer_errors": rows,
+                 "layer_error_kind": "qat" if is_quantization_aware(model) else "local"},
+        calibration_sha256=sha256)
+    artifact.defects = defects
+    return artifact
 
 
 def litert_artifact(fmt: str, data: bytes, out_path: Path, context: ExportContext, *,

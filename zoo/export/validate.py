@@ -151,6 +151,10 @@ def validate(artifact, ref: Reference, tolerance: Tolerance, threads: int | None
     runtime does not implement (the Core ML reference interpreter) is "not run": never passed.
     """
     result = _validate_in(artifact, ref, tolerance, threads, runner)
+    defects = getattr(artifact, "defects", [])
+    if defects and result.status != "not run":
+        result.passed, result.status = False, "failed"
+        result.reason = f"{artifact.format}: {'; '.join(defects)}"
     if runner is not None:
         return result
     for name in getattr(artifact, "also_runs_in", ()):

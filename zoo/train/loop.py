@@ -27,6 +27,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+import zoo.quantize  # noqa: F401 - registers the QAT layers: QAT checkpoints load
 from zoo.checks import folder
 from zoo.config import (
     STRATEGIES,
@@ -40,7 +41,7 @@ from zoo.config import (
 )
 from zoo.data import load_split_arrays, make_dataset, resolve_dataset, scan, spec_from_dict
 from zoo.errors import ConfigError
-from zoo.files import write_text_atomic
+from zoo.files import save_model_atomic, write_text_atomic
 from zoo.metrics import confusion_matrix, iou_per_class, mean_iou
 from zoo.models import build_model, resolve_arch
 from zoo.runs import CHECKPOINTS_DIR, resolve_run
@@ -63,10 +64,12 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
 
 
 def new_run_dir(cfg: RunConfig, checkpoints_dir: Path) -> Path:
-    """A fresh run folder; an existing one is never reused."""
+    """A fresh run folder; an existing one is never reused. A compressed run's name carries
+    its methods (``...-224x288-qat-<timestamp>``)."""
     name = cfg.model.arch or resolve_arch(None, cfg.model.backbone, cfg.model.head).name
     h, w = cfg.model.input_size
-    stem = f"{name}-a{cfg.model.alpha:g}-{h}x{w}-{datetime.now():%Y%m%d-%H%M%S}"
+    methods = "".join(f"-{m.split(':')[0]}" for m in cfg.compress.methods)
+    stem = f"{name}-a{cfg.model.alpha:g}-{h}x{w}{methods}-{datetime.now():%Y%m%d-%H%M%S}"
     checkpoints_dir.mkdir(parents=True, exist_ok=True)
     for i in range(1, 1000):
         path = checkpoints_dir / (stem if i == 1 else f"{stem}-{i}")
@@ -120,6 +123,23 @@ def train(cfg: RunConfig, checkpoints_dir: Path = CHECKPOINTS_DIR, verbose: int 
     SegmentationLoss(cfg.train.loss, spec.num_classes, spec.ignore_index, class_weights)
     run_dir = new_run_dir(cfg, checkpoints_dir)
     cfg = replace(cfg, run_id=run_dir.name)
+    save_config(cfg, run_dir / "config.yaml")
+    return _fit(cfg, spec, scans, class_weights, run_dir, resume_from=None, verbose=verbose)
+
+
+def finetune(cfg: RunConfig, model: keras.Model, checkpoints_dir: Path = CHECKPOINTS_DIR,
+             verbose: int | None = None) -> Path:
+    """Train `model` (a run's model rewritten by `zoo.compress`) as a new run of `cfg`, whose
+    `compress` section names the parent run and the methods. The run folder keeps the model
+    fine-tuning starts from as init.keras, so the run resumes like any other."""
+    cfg = check_config(cfg)
+    checkpoints_dir = folder("checkpoints_dir", checkpoints_dir)
+    spec = spec_from_dict(cfg.data.spec)
+    scans = _scan(cfg, spec)
+    class_weights = _class_weights(cfg, scans[0].class_pixels)
+    run_dir = new_run_dir(cfg, checkpoints_dir)
+    cfg = replace(cfg, run_id=run_dir.name)
+    save_model_atomic(model, run_dir / "init.keras")
     save_config(cfg, run_dir / "config.yaml")
     return _fit(cfg, spec, scans, class_weights, run_dir, resume_from=None, verbose=verbose)
 
@@ -191,7 +211,8 @@ def _fit(cfg: RunConfig, spec, scans, class_weights, run_dir: Path, resume_from:
             if resume_from:
                 model = keras.saving.load_model(run_dir / "last.keras")
             else:
-                model = _build(cfg)
+                model = (keras.saving.load_model(run_dir / "init.keras", compile=False)
+                         if cfg.compress.methods else _build(cfg))
                 _compile(model, cfg, spec, class_weights, steps)
         train_ds = make_dataset(spec, cfg.data.train_split, size, batch,
                                 augment=cfg.data.augment, shuffle=True,

@@ -27,9 +27,10 @@ import numpy as np
 from zoo.export.artifact import Artifact
 from zoo.export.context import ExportContext
 from zoo.export.format import INT8, register_format
-from zoo.export.options import QuantizedOptions, choice, option
+from zoo.export.int8_report import report_lines
+from zoo.export.options import choice, option
 from zoo.export.runtimes.litert import LiteRTRunner, tflite_ops
-from zoo.export.tflite_convert import int8_bytes, litert_artifact, read_metadata
+from zoo.export.tflite_convert import LiteRTInt8Options, int8_artifact, read_metadata
 
 # Coral's supported-operations table, as TFLite builtin op names.
 SUPPORTED_OPS = frozenset({
@@ -62,7 +63,7 @@ CAUTION = {
 
 
 @dataclass
-class EdgeTPUOptions(QuantizedOptions):
+class EdgeTPUOptions(LiteRTInt8Options):
     """The full-integer model's options; the Edge TPU takes no float I/O."""
 
     io: str = option("uint8", "input/output type of the Edge TPU model: uint8 or int8",
@@ -152,6 +153,8 @@ def report_section(entry: dict) -> list[str]:
     lines = ["", f"## Edge TPU ({entry['file']})", "", report["summary"] + ".",
              entry["details"].get("compiler", {}).get("message", ""), ""]
     lines += [f"- caution: {c}" for c in report["cautions"]]
+    lines += ["", *report_lines("edgetpu", entry["details"].get("layer_errors", []),
+                                entry["details"].get("layer_error_kind", "local"))]
     cpu = [o for o in report["ops"] if o["where"] == "cpu"]
     if cpu:
         lines += ["", "| # | op | on CPU because |", "|---|---|---|"]
@@ -167,13 +170,8 @@ def convert(model, out_path: Path, options: EdgeTPUOptions, context: ExportConte
     """The full-integer model (shared with tflite-int8), its op report and, when possible, the
     compiled model."""
     # The Edge TPU has TRANSPOSE_CONV but no DEPTH_TO_SPACE: keep the native op.
-    data, sha256 = int8_bytes(model, context, io=options.io,
-                              calibration_images=options.calibration_images,
-                              output=options.output, transpose_conv="native")
-    artifact = litert_artifact(
-        "edgetpu", data, out_path, context, options=options,
-        details={"io": options.io, "calibration_images": options.calibration_images},
-        calibration_sha256=sha256)
+    artifact = int8_artifact("edgetpu", model, out_path, context, options=options,
+                             transpose_conv="native")
     report = op_report(out_path)
     compiler = compile_with_edgetpu_compiler(out_path, context.scratch)
     print(f"edgetpu: {report['summary']}; {compiler['message']}")

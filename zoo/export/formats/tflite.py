@@ -19,8 +19,15 @@ from pathlib import Path
 from zoo.export.artifact import Artifact
 from zoo.export.context import ExportContext
 from zoo.export.format import FLOAT16, FLOAT32, INT8, register_format
-from zoo.export.options import ExportOptions, QuantizedOptions, choice, option
-from zoo.export.tflite_convert import float_bytes, int8_bytes, litert_artifact, read_metadata
+from zoo.export.int8_report import report_lines
+from zoo.export.options import ExportOptions, choice, option
+from zoo.export.tflite_convert import (
+    LiteRTInt8Options,
+    float_bytes,
+    int8_artifact,
+    litert_artifact,
+    read_metadata,
+)
 from zoo.export.tflite_graph import TRANSPOSE_CONV_MODES
 
 TOOLS = ("tensorflow", "ai-edge-litert")
@@ -37,7 +44,7 @@ class FloatOptions(ExportOptions):
 
 
 @dataclass
-class Int8Options(QuantizedOptions):
+class Int8Options(LiteRTInt8Options):
     """Full-integer quantization (TFLITE_BUILTINS_INT8)."""
 
     transpose_conv: str = option("depth-to-space", TRANSPOSE_CONV_HELP,
@@ -82,17 +89,20 @@ def convert_dynamic(model, out_path: Path, options: FloatOptions, context: Expor
     return _float("tflite-dynamic", model, out_path, options, context, weights="dynamic")
 
 
+def int8_report_section(entry: dict) -> list[str]:
+    """report.md: the per-layer int8 error table."""
+    details = entry["details"]
+    return ["", *report_lines(entry["format"], details.get("layer_errors", []),
+                              details.get("layer_error_kind", "local"))]
+
+
 @register_format("tflite-int8", Int8Options, suffix=".int8.tflite", runtime="litert",
-                 tolerance=INT8, tools=TOOLS, read_metadata=read_metadata)
+                 tolerance=INT8, tools=TOOLS, read_metadata=read_metadata,
+                 report_section=int8_report_section)
 def convert_int8(model, out_path: Path, options: Int8Options, context: ExportContext
                  ) -> Artifact:
     """Full-integer int8 with uint8, int8 or float I/O, calibrated on training images."""
-    data, sha256 = int8_bytes(model, context, io=options.io,
-                              calibration_images=options.calibration_images,
-                              output=options.output, transpose_conv=options.transpose_conv)
-    artifact = litert_artifact(
-        "tflite-int8", data, out_path, context, options=options,
-        details={"io": options.io, "calibration_images": options.calibration_images},
-        calibration_sha256=sha256)
+    artifact = int8_artifact("tflite-int8", model, out_path, context, options=options,
+                             transpose_conv=options.transpose_conv)
     _note_transpose_conv(artifact, options)
     return artifact

@@ -1,0 +1,263 @@
+"""Quantization-aware training (QAT): the graph the int8 converter gets, with BatchNorm folded
+and fake quantization where the int8 model quantizes, fine-tuned on the run's data.
+
+Example::
+
+    qat = quantization_aware(model, images)       # calibrated ranges, folded BN, float math
+    qat.fit(...)                                  # ranges follow the activations (EMA)
+    export.py --run <new run> --format tflite-int8  # int8 with the learned ranges
+
+Built on Keras 3's own fake-quant op (`zoo.quantize`): tensorflow-model-optimization's QAT
+wraps tf-keras models only (tensorflow/model-optimization#1119).
+
+What is rewritten, in one pass over the functional graph (`keras.models.clone_model`):
+
+1. The graph is `zoo.export.tflite_graph`'s int8 graph: transposed convs as 1x1 conv +
+   DEPTH_TO_SPACE, hard-swish as ADD + MUL, the ops XNNPACK runs in int8.
+2. Each BatchNorm that follows a convolution (its only reader), or a sum of such convolutions,
+   is folded into them:
+   ``W' = W * s``, ``b' = (b - mean) * s + beta`` with ``s = gamma / sqrt(var + eps)``, as the
+   converter folds it, so training sees the weights the int8 file holds (Krishnamoorthi 2018,
+   "Quantizing deep convolutional networks for efficient inference", section 3.2, folds with
+   frozen statistics the same way).
+3. Convolutions quantize their kernels per output channel (`QuantConv2D`, ...).
+4. An `ActivationQuantizer` follows every op whose output is a tensor of the int8 model: not
+   an op whose only reader is a ReLU/ReLU6 (the converter fuses it, and quantizes after the
+   activation), nor ops that keep their input's scale in TFLite's int8 kernels (padding,
+   depth-to-space, resize, dropout, identity), nor the fixed-range sigmoid / softmax. The
+   raw 0..255 input gets the fixed range it has.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import keras
+import numpy as np
+
+from zoo.compress import register_method
+from zoo.errors import ConfigError
+from zoo.export.int8_graph import DecomposedHardSwish
+from zoo.export.tflite_graph import DepthToSpaceUpsample, tflite_graph
+from zoo.quantize import (
+    ActivationQuantizer,
+    QuantConv2D,
+    QuantDepthToSpaceUpsample,
+    QuantDepthwiseConv2D,
+)
+
+# Ops whose int8 output keeps its input's scale and zero point (TFLite's "same scale" ops).
+SAME_SCALE = (keras.layers.ZeroPadding2D, keras.layers.Dropout, keras.layers.Reshape,
+              keras.layers.MaxPooling2D, keras.layers.Identity, keras.layers.InputLayer)
+FIXED_RANGE_ACTIVATIONS = ("sigmoid", "softmax", "tanh", "linear")
+INPUT_RANGE = (0.0, 255.0)
+
+
+@dataclass
+class Rewrite:
+    """What `quantization_aware` did, for the run's record."""
+
+    folded: list[str] = field(default_factory=list)      # BatchNorm layers folded
+    unfolded: list[str] = field(default_factory=list)    # BatchNorm layers kept (no conv before)
+    quantizers: list[str] = field(default_factory=list)  # ActivationQuantizer names
+
+
+def _graph_links(model) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """(parents, readers): operation name -> names of the operations it reads / that read it."""
+    parents, readers = {}, {}
+    for nodes in model._nodes_by_depth.values():
+        for node in nodes:
+            name = node.operation.name
+            parents[name] = [p.operation.name for p in node.parent_nodes]
+            for p in parents[name]:
+                readers.setdefault(p, []).append(name)
+    return parents, readers
+
+
+def _is_fusable_relu(op) -> bool:
+    """A ReLU / ReLU6 the converter fuses into the op before it."""
+    if type(op) is keras.layers.ReLU:
+        negative = float(op.negative_slope) if op.negative_slope is not None else 0.0
+        return negative == 0.0 and float(op.threshold) == 0.0 and (
+            op.max_value is None or float(op.max_value) == 6.0)
+    if type(op) is keras.layers.Activation:
+        return getattr(op.activation, "__name__", "") in ("relu", "relu6")
+    return False
+
+
+def _keeps_scale(op) -> bool:
+    if isinstance(op, SAME_SCALE):
+        return True
+    if isinstance(op, keras.layers.UpSampling2D):
+        return True  # TFLite's int8 RESIZE_BILINEAR / _NEAREST keep the input's scale
+    if type(op) is keras.layers.Activation:
+        return getattr(op.activation, "__name__", "") in FIXED_RANGE_ACTIVATIONS
+    return False
+
+
+def _quantized_conv(layer):
+    """The fake-quantized twin of a conv layer (bias on, for folding), or None."""
+    if type(layer) is keras.layers.Conv2D:
+        config = {**layer.get_config(), "use_bias": True}
+        return QuantConv2D.from_config(config)
+    if type(layer) is keras.layers.DepthwiseConv2D:
+        config = {**layer.get_config(), "use_bias": True}
+        return QuantDepthwiseConv2D.from_config(config)
+    if type(layer) is DepthToSpaceUpsample:
+        return QuantDepthToSpaceUpsample(layer.filters, layer.activation, name=layer.name,
+                                         dtype=layer.dtype_policy)
+    return None
+
+
+def _conv_weights(layer) -> tuple[np.ndarray, np.ndarray]:
+    """(kernel, bias) of a conv layer, its 1x1 conv for `DepthToSpaceUpsample`."""
+    inner = layer.conv if isinstance(layer, DepthToSpaceUpsample) else layer
+    kernel, *bias = inner.get_weights()
+    out = kernel.shape[-1] if not isinstance(inner, keras.layers.DepthwiseConv2D) \
+        else kernel.shape[2] * kernel.shape[3]
+    return kernel, (bias[0] if bias else np.zeros(out, kernel.dtype))
+
+
+def _fold(kernel: np.ndarray, bias: np.ndarray, bn, *, shift: bool, depthwise: bool,
+          repeat: int) -> tuple[np.ndarray, np.ndarray]:
+    """`kernel`, `bias` with `bn` folded in (its shift only when `shift`); `repeat` copies of
+    the BN's channels per output channel block (4 for a depth-to-space conv)."""
+    weights = dict(zip([w.path.split("/")[-1] for w in bn.weights], bn.get_weights(),
+                       strict=True))
+    n = weights["moving_mean"].shape[0]
+    gamma = weights.get("gamma", np.ones(n, np.float32))
+    beta = weights.get("beta", np.zeros(n, np.float32))
+    scale = gamma / np.sqrt(weights["moving_variance"] + bn.epsilon)
+    offset = beta - weights["moving_mean"] * scale
+    scale, offset = np.tile(scale, repeat), np.tile(offset, repeat)
+    if depthwise:  # kernel (kh, kw, C, multiplier): output channel c * multiplier + m
+        kernel = kernel * scale.reshape(kernel.shape[2], kernel.shape[3])
+    else:
+        kernel = kernel * scale
+    return kernel.astype(np.float32), (bias * scale + (offset if shift else 0.0)).astype(
+        np.float32)
+
+
+def _op_by_op(op, args, quantizer):
+    """The layers that become several TFLite ops, written op by op with a quantizer on each
+    inner tensor (the int8 model quantizes each); None for any other layer."""
+    if isinstance(op, DecomposedHardSwish):  # ADD + RELU6, MUL, MUL: the int8 graph's form
+        (x,) = args
+        gate = quantizer(f"{op.name}_relu6_quant")(keras.ops.relu6(x + 3.0))
+        return quantizer(f"{op.name}_times_quant")(gate * x) * (1.0 / 6.0)
+    if isinstance(op, keras.layers.Rescaling) and op.offset:  # MUL, ADD
+        (x,) = args
+        return quantizer(f"{op.name}_scale_quant")(x * op.scale) + op.offset
+    return None
+
+
+def quantization_aware(model, images: np.ndarray | None = None, batch_size: int = 8
+                       ) -> tuple[keras.Model, Rewrite]:
+    """The QAT model of `model` (see the module docstring) and what was rewritten. With
+    `images`, every activation range starts at the float model's min and max on them (the
+    post-training calibration QAT starts from)."""
+    graph = tflite_graph(model, int8=True)
+    parents, readers = _graph_links(graph)
+    by_name = {op.name: op for nodes in graph._nodes_by_depth.values() for op in
+               (n.operation for n in nodes)}
+    rewrite = Rewrite()
+    fold_into = {}  # conv name -> (BatchNorm layer, whether the conv's bias takes the shift)
+    output_of = {}  # op name -> the BatchNorm whose output its output becomes
+    for name, op in by_name.items():
+        if not isinstance(op, keras.layers.BatchNormalization):
+            continue
+        (parent,) = parents[name]
+        sole = readers.get(parent) == [name]
+        if sole and _quantized_conv(by_name[parent]) is not None:
+            fold_into[parent] = (op, True)
+        elif sole and isinstance(by_name[parent], keras.layers.Add) and all(
+                _quantized_conv(by_name[p]) is not None and readers.get(p) == [parent]
+                for p in parents[parent]):
+            # BN(a + b) = s*a + s*b + shift: the scale into every conv, the shift into one.
+            for i, p in enumerate(parents[parent]):
+                fold_into[p] = (op, i == 0)
+        else:
+            rewrite.unfolded.append(name)
+            continue
+        output_of[parent] = name
+        rewrite.folded.append(name)
+    folded = set(rewrite.folded)
+    made = {}  # new conv -> old conv
+
+    def clone(op):
+        new = _quantized_conv(op)
+        if new is None:
+            return op
+        made[new] = op
+        return new
+
+    def needs_quantizer(op) -> bool:
+        if op.name in folded:  # gone: its conv's output is the BN's
+            return False
+        if _keeps_scale(op):
+            return False
+        output = output_of.get(op.name, op.name)
+        reading = readers.get(output, [])
+        return not (reading and all(_is_fusable_relu(by_name[r]) for r in reading))
+
+    def quantizer(name: str) -> ActivationQuantizer:
+        rewrite.quantizers.append(name)
+        return ActivationQuantizer(name=name)
+
+    def call(op, *args, **kwargs):
+        if op.name in folded:
+            return args[0]
+        outputs = _op_by_op(op, args, quantizer)
+        if outputs is None:
+            outputs = op(*args, **kwargs)
+        source = made.get(op, op)
+        if needs_quantizer(source):
+            outputs = quantizer(f"{source.name}_quant")(outputs)
+        return outputs
+
+    inputs = keras.Input(batch_shape=graph.input.shape, dtype=graph.input.dtype,
+                         name=graph.input.name)
+    quantized_input = ActivationQuantizer(fixed=INPUT_RANGE, name="input_quant")(inputs)
+    outputs = graph._run_through_graph([quantized_input], operation_fn=clone, call_fn=call)
+    qat = keras.Model(inputs, outputs, name=graph.name)
+    for new, old in made.items():
+        kernel, bias = _conv_weights(old)
+        if old.name in fold_into:
+            bn, shift = fold_into[old.name]
+            kernel, bias = _fold(kernel, bias, bn, shift=shift,
+                                 depthwise=isinstance(old, keras.layers.DepthwiseConv2D),
+                                 repeat=4 if isinstance(old, DepthToSpaceUpsample) else 1)
+        (new.conv if isinstance(new, DepthToSpaceUpsample) else new).set_weights([kernel, bias])
+    if images is not None:
+        calibrate(qat, images, batch_size)
+    return qat, rewrite
+
+
+def calibrate(qat: keras.Model, images: np.ndarray, batch_size: int = 8) -> None:
+    """Set every learned activation range to the min and max its activation reaches on
+    `images`, with activation quantization off (kernels stay quantized)."""
+    quantizers = [layer for layer in qat.layers
+                  if isinstance(layer, ActivationQuantizer) and layer.fixed is None]
+    for quantizer in quantizers:
+        quantizer.enabled = False
+    probe = keras.Model(qat.inputs, [q.input for q in quantizers])
+    low = [np.inf] * len(quantizers)
+    high = [-np.inf] * len(quantizers)
+    for start in range(0, len(images), batch_size):
+        batch = images[start:start + batch_size].astype(np.float32)
+        for i, value in enumerate(probe.predict_on_batch(batch)):
+            low[i] = min(low[i], float(np.min(value)))
+            high[i] = max(high[i], float(np.max(value)))
+    for quantizer, lo, hi in zip(quantizers, low, high, strict=True):
+        quantizer.set_range(lo, hi)
+        quantizer.enabled = True
+
+
+@register_method("qat", lr_scale=0.1)
+def qat_method(model, images: np.ndarray, argument: str | None = None):
+    """Quantization-aware training: fake int8 on the int8 graph, BN folded, ranges learned."""
+    if argument:
+        raise ConfigError(f"--method qat takes no argument, got qat:{argument}")
+    qat, rewrite = quantization_aware(model, images)
+    return qat, {"folded_batchnorm": len(rewrite.folded), "unfolded_batchnorm": rewrite.unfolded,
+                 "activation_quantizers": len(rewrite.quantizers)}
