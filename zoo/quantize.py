@@ -119,6 +119,27 @@ class QuantDepthToSpaceUpsample(DepthToSpaceUpsample):
         self.conv = QuantConv2D(4 * self.filters, 1, name="pointwise")
 
 
+@keras.saving.register_keras_serializable(package="zoo")
+class ScalarAffine(keras.layers.Layer):
+    """``x * scale + offset`` with Python-number constants: one MUL or ADD op (or both), named,
+    for the QAT graph's op-by-op spelling of multi-op layers (`zoo.compress.qat`)."""
+
+    def __init__(self, scale: float = 1.0, offset: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.scale, self.offset = float(scale), float(offset)
+
+    def call(self, x):
+        if self.scale != 1.0:
+            x = x * self.scale
+        return x + self.offset if self.offset != 0.0 else x
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale, "offset": self.offset}
+
+
 QUANTIZED_LAYERS = (QuantConv2D, QuantDepthwiseConv2D, QuantDepthToSpaceUpsample)
 
 

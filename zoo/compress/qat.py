@@ -44,6 +44,7 @@ from zoo.quantize import (
     QuantConv2D,
     QuantDepthToSpaceUpsample,
     QuantDepthwiseConv2D,
+    ScalarAffine,
 )
 
 # Ops whose int8 output keeps its input's scale and zero point (TFLite's "same scale" ops).
@@ -141,13 +142,22 @@ def _fold(kernel: np.ndarray, bias: np.ndarray, bn, *, shift: bool, depthwise: b
 def _op_by_op(op, args, quantizer):
     """The layers that become several TFLite ops, written op by op with a quantizer on each
     inner tensor (the int8 model quantizes each); None for any other layer."""
+    # Named layers, not keras.ops: an op's automatic name ("multiply") can collide with a
+    # layer of a loaded checkpoint.
+    name = op.name
     if isinstance(op, DecomposedHardSwish):  # ADD + RELU6, MUL, MUL: the int8 graph's form
         (x,) = args
-        gate = quantizer(f"{op.name}_relu6_quant")(keras.ops.relu6(x + 3.0))
-        return quantizer(f"{op.name}_times_quant")(gate * x) * (1.0 / 6.0)
+        gate = keras.layers.ReLU(6.0, name=f"{name}_relu6")(
+            ScalarAffine(offset=3.0, name=f"{name}_plus3")(x))
+        gate = quantizer(f"{name}_relu6_quant")(gate)
+        times = keras.layers.Multiply(name=f"{name}_times")([gate, x])
+        return ScalarAffine(scale=1.0 / 6.0, name=f"{name}_sixth")(
+            quantizer(f"{name}_times_quant")(times))
     if isinstance(op, keras.layers.Rescaling) and op.offset:  # MUL, ADD
         (x,) = args
-        return quantizer(f"{op.name}_scale_quant")(x * op.scale) + op.offset
+        scaled = ScalarAffine(scale=float(op.scale), name=f"{name}_scale")(x)
+        return ScalarAffine(offset=float(op.offset), name=f"{name}_offset")(
+            quantizer(f"{name}_scale_quant")(scaled))
     return None
 
 

@@ -39,7 +39,7 @@ from zoo.errors import ConfigError
 from zoo.export.context import NORMALIZATION, ExportContext
 from zoo.export.format import FORMATS, parse_options
 from zoo.export.manifest import artifact_entry, listed_entries, report_table, write_manifest
-from zoo.export.options import QuantizedOptions, option_help
+from zoo.export.options import option_help
 from zoo.export.validate import parse_overrides, reference, tolerance_for, validate
 from zoo.files import error_line, remove_path, sha256_file
 from zoo.registry import unknown_name_message
@@ -185,30 +185,25 @@ def export(run: str | None = None, format: Any = "all", out: str | None = None,
     return ExportResult(out_dir, manifest, failed)
 
 
-def full_integer(fmt: str) -> bool:
-    """Whether a format is full-integer (its options are `QuantizedOptions`)."""
-    return issubclass(FORMATS.get(fmt).options_cls, QuantizedOptions)
-
-
 def _formats_for(model, formats: list[str], *, explicit: bool, cfg) -> list[str]:
     """The formats a model exports to: a quantization-aware model (`compress.py --method qat`)
-    only to the full-integer ones, which use its learned ranges; its float weights are its
-    parent run's."""
+    only to those that convert it with its learned ranges (`FormatSpec.learned_ranges`); its
+    float weights are its parent run's."""
     from zoo.quantize import is_quantization_aware
 
     if not is_quantization_aware(model):
         return formats
-    kept = [f for f in formats if full_integer(f)]
-    dropped = [f for f in formats if not full_integer(f)]
-    integer = ", ".join(f for f in FORMATS.list() if full_integer(f))
+    kept = [f for f in formats if FORMATS.get(f).learned_ranges]
+    dropped = [f for f in formats if f not in kept]
+    able = ", ".join(f for f in FORMATS.list() if FORMATS.get(f).learned_ranges)
     parent = cfg.compress.parent or "its parent run"
     if dropped and (explicit or not kept):
         raise ConfigError(f"--format: {', '.join(dropped)}: the run is quantization-aware and "
-                          f"exports to full-integer formats only ({integer}); export the float "
+                          f"exports with its learned ranges to {able} only; export other "
                           f"formats from {parent}")
     if dropped:
-        print(f"quantization-aware run: exporting {', '.join(kept)} (float formats come from "
-              f"{parent})")
+        print(f"quantization-aware run: exporting {', '.join(kept)} (the formats that keep its "
+              f"learned ranges; the others come from {parent})")
     return kept
 
 

@@ -52,7 +52,9 @@ class FormatSpec:
     `ExportContext.metadata` gives, at least); `report_section(entry) -> lines` adds a section
     to report.md for each of the format's manifest entries; `speed_runtime` is the runtime
     benchmarks time when it differs from the validating one (Core ML: validated in the NumPy
-    interpreter, timed in Core ML itself)."""
+    interpreter, timed in Core ML itself); `learned_ranges` says the format converts a
+    quantization-aware model (`compress.py --method qat`) with the ranges it learned, and a
+    QAT run exports to those formats only."""
 
     name: str
     options_cls: type
@@ -64,6 +66,7 @@ class FormatSpec:
     read_metadata: Callable[[Any], dict[str, str]] | None = None
     report_section: Callable[[dict], list[str]] | None = None
     speed_runtime: str | None = None
+    learned_ranges: bool = False  # converts a quantization-aware model with its learned ranges
 
     def option_names(self) -> list[str]:
         return [f.name for f in dataclasses.fields(self.options_cls)]
@@ -73,14 +76,16 @@ def register_format(name: str, options_cls: type, *, suffix: str, runtime: str,
                     tolerance: Tolerance = FLOAT32, tools: tuple[str, ...] = (),
                     read_metadata: Callable[[Any], dict[str, str]] | None = None,
                     report_section: Callable[[dict], list[str]] | None = None,
-                    speed_runtime: str | None = None) -> Callable:
+                    speed_runtime: str | None = None, learned_ranges: bool = False
+                    ) -> Callable:
     """Decorator registering `convert(model, out_path, options, context) -> Artifact`."""
 
     def decorator(fn: Callable) -> Callable:
         FORMATS.register(name, FormatSpec(
             name=name, options_cls=options_cls, convert=fn, suffix=suffix, runtime=runtime,
             tolerance=tolerance, tools=tuple(tools), read_metadata=read_metadata,
-            report_section=report_section, speed_runtime=speed_runtime))
+            report_section=report_section, speed_runtime=speed_runtime,
+            learned_ranges=learned_ranges))
         return fn
 
     return decorator

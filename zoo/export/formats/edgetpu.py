@@ -164,7 +164,8 @@ def report_section(entry: dict) -> list[str]:
 
 @register_format("edgetpu", EdgeTPUOptions, suffix=".edgetpu-int8.tflite", runtime="litert",
                  tolerance=INT8, tools=("tensorflow", "ai-edge-litert"),
-                 read_metadata=read_metadata, report_section=report_section)
+                 read_metadata=read_metadata, report_section=report_section,
+                 learned_ranges=True)
 def convert(model, out_path: Path, options: EdgeTPUOptions, context: ExportContext
             ) -> Artifact:
     """The full-integer model (shared with tflite-int8), its op report and, when possible, the

@@ -98,7 +98,7 @@ def int8_report_section(entry: dict) -> list[str]:
 
 @register_format("tflite-int8", Int8Options, suffix=".int8.tflite", runtime="litert",
                  tolerance=INT8, tools=TOOLS, read_metadata=read_metadata,
-                 report_section=int8_report_section)
+                 report_section=int8_report_section, learned_ranges=True)
 def convert_int8(model, out_path: Path, options: Int8Options, context: ExportContext
                  ) -> Artifact:
     """Full-integer int8 with uint8, int8 or float I/O, calibrated on training images."""
