@@ -184,6 +184,18 @@ def folder(name: str, value: Any) -> Path:
     return path
 
 
+def boolean(name: str, value: Any) -> bool:
+    """`value` as a bool: True/False, or the strings true/false/1/0 a command line gives."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {value!r}")
+
+
 def int_range(low: int | None = None, high: int | None = None) -> Callable[[str, Any], int]:
     """``check(name, value)`` for an integer option within the bounds."""
 

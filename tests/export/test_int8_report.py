@@ -1,6 +1,7 @@
 """The per-layer int8 error report finds the layer that loses the accuracy."""
 
 import numpy as np
+import pytest
 
 from zoo.config import load_config
 from zoo.data import load_split_arrays, spec_from_dict
@@ -59,3 +60,49 @@ def test_layer_name_maps_tensor_names_to_keras_layers():
         "conv_pw_1_relu"
     assert layer_name("m_1/conv_pw_13_relu_1/Relu6", names) == "conv_pw_13_relu"
     assert layer_name("m_1/unknown_op/add", names) == "unknown_op"
+
+
+@pytest.fixture(scope="module")
+def broken_run(trained_run, tmp_path_factory):
+    """A copy of the session's run whose conv_pw_5 has the outlier weight of `_break`."""
+    import shutil
+
+    _, run_dir = trained_run
+    copy = tmp_path_factory.mktemp("broken") / run_dir.name
+    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("artifacts"))
+    model = load_checkpoint(copy / "best.keras")
+    _kill_channel(model, "conv_dw_5_bn")
+    _outlier_weight(model, "conv_pw_5")
+    model.save(copy / "best.keras")
+    return copy
+
+
+def test_search_keeps_the_broken_layer_in_float_and_meets_the_target(broken_run, tmp_path):
+    from zoo.export.exporter import export
+
+    result = export(run=str(broken_run), format="tflite-int8", val_images=8, layer_report=4,
+                    search_precision=True, max_miou_drop=1.0, out=str(tmp_path / "search"))
+    assert result.ok, result.failed
+    record = result.manifest["artifacts"][0]["details"]["mixed_precision"]
+    assert record["drop_before_pt"] > 1.0  # the broken layer costs more than the target
+    assert record["float_layers"][0] == "conv_pw_5_relu"
+    assert record["drop_after_pt"] <= 1.0 and record["drop_after_pt"] == pytest.approx(
+        result.manifest["artifacts"][0]["validation"]["miou_drop_pt"], abs=1e-3)
+    assert record["cost"]["mixed"]["xnnpack_partitions"] >= 1
+    assert "DEQUANTIZE" in result.manifest["artifacts"][0]["ops"]
+
+
+def test_keep_float_by_hand_and_its_bad_regex(broken_run, tmp_path):
+    from zoo.errors import ConfigError
+    from zoo.export.exporter import export
+
+    result = export(run=str(broken_run), format="tflite-int8", val_images=8, layer_report=4,
+                    keep_float=r"conv_pw_(5|13)_relu$", out=str(tmp_path / "by-hand"))
+    record = result.manifest["artifacts"][0]["details"]["mixed_precision"]
+    assert sorted(record["float_layers"]) == ["conv_pw_13_relu", "conv_pw_5_relu"]
+    assert record["drop_after_pt"] < record["drop_before_pt"]
+    with pytest.raises(ConfigError, match=r"--keep-float: 'no_such_layer' matches no quantized "
+                                          r"layer \(layers: "):
+        export(run=str(broken_run), format="tflite-int8", val_images=8, layer_report=4,
+               keep_float="no_such_layer", out=str(tmp_path / "bad"))
+    assert not (tmp_path / "bad" / "model.int8.tflite").exists()

@@ -38,6 +38,8 @@ class ExportContext:
     load_calibration: Callable[[int], np.ndarray]
     threads: int | None = None
     validation_images: np.ndarray | None = None  # for reports that measure on validation data
+    reference: Any = None  # the validator's `Reference` (Keras predictions on those images)
+    max_miou_drop: dict[str, float] = field(default_factory=dict)  # the gate's, per format
     scratch: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="zoo-export-")))
     cache: dict[Any, Any] = field(default_factory=dict)
 

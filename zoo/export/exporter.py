@@ -156,7 +156,8 @@ def export(run: str | None = None, format: Any = "all", out: str | None = None,
     spec, images, masks = validation_data(cfg, val_images)
     ref = reference(model, images, masks, spec.num_classes, spec.ignore_index)
     context = export_context(cfg, run_dir, spec, threads)
-    context.validation_images = images
+    context.validation_images, context.reference = images, ref
+    context.max_miou_drop = {f: t.max_miou_drop for f, t in tolerances.items()}
     out_dir.mkdir(parents=True, exist_ok=True)
     h, w = cfg.model.input_size
     run_facts = {

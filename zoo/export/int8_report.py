@@ -68,17 +68,34 @@ def layer_errors(converter, images: np.ndarray, layer_names: list[str] | None = 
         for image in images:
             yield [image[None].astype(np.float32)]
 
-    options = tf.lite.experimental.QuantizationDebugOptions(layer_direct_compare_metrics={
-        "snr_db": _snr_db, "cosine": _cosine, "relative_rmse": _relative_rmse})
     debugger = tf.lite.experimental.QuantizationDebugger(
-        converter=converter, debug_dataset=dataset, debug_options=options)
+        converter=converter, debug_dataset=dataset, debug_options=metric_options())
     debugger.run()
+    return rows_from_debugger(debugger, layer_names or [])
+
+
+def metric_options():
+    """The debugger's options that compute this report's metrics."""
+    import tensorflow as tf
+
+    return tf.lite.experimental.QuantizationDebugOptions(layer_direct_compare_metrics={
+        "snr_db": _snr_db, "cosine": _cosine, "relative_rmse": _relative_rmse})
+
+
+def rows_from_debugger(debugger, names: list[str]) -> list[dict]:
+    """The report's rows from a debugger that has run, worst first. Read from its CSV dump,
+    which has the quantized tensor's own name (the keys of `layer_statistics` name the
+    NumericVerify op, the tensor's name plus a suffix)."""
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    debugger.layer_statistics_dump(buffer)
     rows = []
-    names = layer_names or []
-    for key, stats in debugger.layer_statistics.items():
-        tensor = _tensor_name(key)
+    for stats in csv.DictReader(io.StringIO(buffer.getvalue())):
+        tensor = stats["tensor_name"]
         rows.append({
-            "tensor": tensor, "layer": layer_name(tensor, names),
+            "tensor": tensor, "layer": layer_name(tensor, names), "op": stats["op_name"],
             "snr_db": round(float(stats["snr_db"]), 2),
             "cosine": round(float(stats["cosine"]), 6),
             "relative_rmse": round(float(stats["relative_rmse"]), 5),
@@ -149,13 +166,6 @@ def qat_layer_errors(model, data: bytes, images: np.ndarray) -> list[dict]:
                      "relative_rmse": round(_relative_rmse(*args), 5),
                      "max_abs_error": float(np.max(np.abs(a - b)))})
     return sorted(rows, key=lambda r: r["snr_db"])
-
-
-def _tensor_name(key: str) -> str:
-    """``NumericVerify/<tensor name>:<index>`` -> the tensor name."""
-    name = key.removeprefix("NumericVerify/")
-    head, _, tail = name.rpartition(":")
-    return head if tail.isdigit() else name
 
 
 def log_lines(rows: list[dict], top: int = TOP_LOG) -> list[str]:

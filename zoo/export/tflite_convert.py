@@ -222,28 +222,123 @@ class LiteRTInt8Options(QuantizedOptions):
 
 
 def int8_artifact(fmt: str, model, out_path: Path, context: ExportContext, *,
-                  options: LiteRTInt8Options, transpose_conv: str) -> Artifact:
+                  options: LiteRTInt8Options, transpose_conv: str, keep_float: str | None = None,
+                  search_precision: bool = False) -> Artifact:
     """The full-integer artifact of `model` (`int8_bytes`), with what `zoo.export.int8_check`
     finds in it (float tensors left fail validation; a QAT model's range sources) and the
-    per-layer error report."""
+    per-layer error report; with `keep_float` or `search_precision`, the mixed-precision
+    model of `mixed_int8` instead (its float layers are asked for, not a defect)."""
     from zoo.export.int8_check import int8_facts
     from zoo.quantize import is_quantization_aware
 
-    data, sha256 = int8_bytes(model, context, io=options.io,
-                              calibration_images=options.calibration_images,
-                              output=options.output, transpose_conv=transpose_conv)
+    mixed = None
+    if keep_float or search_precision:
+        data, sha256, rows, mixed = mixed_int8(
+            fmt, model, context, options=options, transpose_conv=transpose_conv,
+            keep_float=keep_float, search_precision=search_precision)
+    else:
+        data, sha256 = int8_bytes(model, context, io=options.io,
+                                  calibration_images=options.calibration_images,
+                                  output=options.output, transpose_conv=transpose_conv)
+        rows = int8_layer_errors(model, context, data, images=options.layer_report,
+                                 calibration_images=options.calibration_images,
+                                 output=options.output, transpose_conv=transpose_conv)
     facts, defects = int8_facts(data, model, options.io)
-    rows = int8_layer_errors(model, context, data, images=options.layer_report,
-                             calibration_images=options.calibration_images,
-                             output=options.output, transpose_conv=transpose_conv)
     artifact = litert_artifact(
         fmt, data, out_path, context, options=options,
         details={"io": options.io, "calibration_images": options.calibration_images, **facts,
                  "layer_errors": rows,
-                 "layer_error_kind": "qat" if is_quantization_aware(model) else "local"},
+                 "layer_error_kind": "qat" if is_quantization_aware(model) else "local",
+                 **({"mixed_precision": mixed} if mixed else {})},
         calibration_sha256=sha256)
-    artifact.defects = defects
+    artifact.defects = [] if mixed else defects
     return artifact
+
+
+def mixed_int8(fmt: str, model, context: ExportContext, *, options, transpose_conv: str,
+               keep_float: str | None, search_precision: bool
+               ) -> tuple[bytes, str, list[dict], dict]:
+    """(data, calibration sha256, per-layer report, record) of the int8 model with float
+    layers (`zoo.export.mixed_precision`): those `keep_float` matches, or those the search
+    keeps to meet the format's --max-miou-drop on the validation images. The record has the
+    float layers, the drop before and after, and the cost: XNNPACK partitions and 1-thread
+    latency of the plain int8 model and of this one."""
+    from zoo.errors import ConfigError
+    from zoo.export.int8_report import log_lines
+    from zoo.export.mixed_precision import MixedPrecision
+    from zoo.quantize import is_quantization_aware
+
+    what = "--search-precision" if search_precision else "--keep-float"
+    if is_quantization_aware(model):
+        raise ConfigError(f"{what}: a quantization-aware run has its ranges learned for int8 "
+                          "everywhere; keep layers in float on its parent run")
+    if options.output != "logits":
+        raise ConfigError(f"{what} needs --output logits, got {options.output}")
+    if search_precision and (context.reference is None or fmt not in context.max_miou_drop):
+        raise ConfigError(f"{what}: needs the exporter's validation images and --max-miou-drop")
+    conv, sha256 = int8_converter(model, context, calibration_images=options.calibration_images,
+                                  output=options.output, transpose_conv=transpose_conv)
+    source = context.validation_images
+    if source is None:
+        source = context.calibration_images(int(options.calibration_images))
+    plan = MixedPrecision(conv, source[:max(int(options.layer_report), 4)],
+                          [layer.name for layer in model.layers])
+    print("per-layer int8 error, worst first:\n" + "\n".join(log_lines(plan.rows)))
+    scratch = context.scratch / f"{fmt}_mixed.tflite"
+
+    def evaluate(data: bytes) -> float:
+        return _miou_drop(fmt, data, scratch, context)
+
+    if search_precision:
+        data, record = plan.search(evaluate, context.max_miou_drop[fmt], options.io)
+    else:
+        nodes = plan.nodes_matching(keep_float)
+        layers = {r["tensor"]: r["layer"] for r in plan.rows}
+        data = plan.quantized(nodes, options.io)
+        record = {"keep_float": keep_float, "float_layers": [layers[n] for n in nodes],
+                  "float_tensors": nodes}
+        if context.reference is not None:
+            record["drop_before_pt"] = round(evaluate(plan.quantized([], options.io)), 3)
+            record["drop_after_pt"] = round(evaluate(data), 3)
+    record["cost"] = {"int8": _speed(plan.quantized([], options.io), scratch, context),
+                      "mixed": _speed(data, scratch, context)}
+    print(f"{fmt}: {len(record['float_layers'])} layer(s) in float32: "
+          f"{', '.join(record['float_layers']) or 'none'}; XNNPACK partitions "
+          f"{record['cost']['int8']['xnnpack_partitions']} -> "
+          f"{record['cost']['mixed']['xnnpack_partitions']}, 1-thread latency "
+          f"{record['cost']['int8']['latency_ms']:.1f} -> "
+          f"{record['cost']['mixed']['latency_ms']:.1f} ms")
+    return data, sha256, plan.rows, record
+
+
+def _miou_drop(fmt: str, data: bytes, path: Path, context: ExportContext) -> float:
+    """The validator's mIoU drop (pt) of the TFLite model `data` on the export's images."""
+    from zoo.export.format import Tolerance
+    from zoo.export.validate import validate
+
+    write_bytes_atomic(path, data)
+    runner = LiteRTRunner(path)
+    artifact = Artifact(fmt, path, "litert", runner.input_info, runner.output_info)
+    return validate(artifact, context.reference, Tolerance(None, 100.0), runner=runner
+                    ).miou_drop_pt
+
+
+def _speed(data: bytes, path: Path, context: ExportContext, runs: int = 20) -> dict:
+    """XNNPACK partitions and median 1-thread latency (ms) of the TFLite model `data`."""
+    import time
+
+    write_bytes_atomic(path, data)
+    runner = LiteRTRunner(path, threads=1)
+    image = (context.validation_images if context.validation_images is not None
+             else context.calibration_images(1))[:1]
+    runner.run(image)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        runner.run(image)
+        times.append(time.perf_counter() - start)
+    return {"xnnpack_partitions": runner.delegate_report()["xnnpack_partitions"],
+            "latency_ms": round(float(np.median(times)) * 1000.0, 2)}
 
 
 def litert_artifact(fmt: str, data: bytes, out_path: Path, context: ExportContext, *,
