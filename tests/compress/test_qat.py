@@ -96,9 +96,17 @@ def test_int8_export_keeps_every_learned_range(qat_run):
     from ai_edge_litert.interpreter import Interpreter
 
     _, run_dir = qat_run
-    result = export(run=str(run_dir), format="tflite-int8", val_images=8, layer_report=4)
+    result = export(run=str(run_dir), format="tflite-int8,onnx-int8", val_images=8,
+                    layer_report=4)
     assert result.ok
-    (entry,) = result.manifest["artifacts"]
+    entries = {e["format"]: e for e in result.manifest["artifacts"]}
+    # onnx-int8: tf2onnx's QDQ pairs become onnxruntime's TensorQuantOverrides; only the
+    # bilinear resize of the logits and what follows it (the quantizer's range is before the
+    # resize, which keeps the scale in TFLite but not in onnxruntime) are calibrated.
+    ranges = entries["onnx-int8"]["details"]["ranges"]
+    assert ranges["learned"] >= len(quantization_ranges(load_checkpoint(run_dir / "best.keras")))
+    assert all("Resize" in t or "logits" in t for t in ranges["calibrated"]), ranges
+    entry = entries["tflite-int8"]
     details = entry["details"]
     assert details["float_tensors"] == []
     assert details["ranges"]["calibrated"] == [] and details["ranges"]["learned"] > 0
@@ -120,7 +128,8 @@ def test_int8_export_keeps_every_learned_range(qat_run):
 
 def test_quantization_aware_run_refuses_float_formats(qat_run):
     _, run_dir = qat_run
-    with pytest.raises(ConfigError, match="learned ranges to edgetpu, tflite-int8 only"):
+    with pytest.raises(ConfigError, match="learned ranges to edgetpu, onnx-int8, tflite-int8 "
+                                          "only"):
         export(run=str(run_dir), format="tflite", val_images=2,
                out=str(run_dir / "float-artifacts"))
     assert not (run_dir / "float-artifacts").exists()

@@ -43,6 +43,11 @@ class OnnxInt8Options(QuantizedOptions):
                         "1.13)", int_range(13, 18))
 
 
+# ONNX ops whose output is a permutation of their input's values (same int8 range).
+SAME_SCALE = ("Transpose", "DepthToSpace", "SpaceToDepth", "Reshape", "Squeeze", "Unsqueeze",
+              "Flatten")
+
+
 class _Calibration:
     """onnxruntime's CalibrationDataReader protocol over the calibration images."""
 
@@ -53,8 +58,49 @@ class _Calibration:
         return next(self._feeds, None)
 
 
-def _quantize(proto, images: np.ndarray, scratch: Path):
-    """`proto` quantized in the QDQ format (see the module docstring)."""
+def strip_fake_quant(proto) -> dict[str, tuple[float, int]]:
+    """Remove the QuantizeLinear -> DequantizeLinear pairs tf2onnx writes for the fake-quant
+    ops of a quantization-aware model (in place: the graph becomes the float graph), and
+    return their ranges as int8 ``{tensor: (scale, zero point)}`` (tf2onnx writes uint8 zero
+    points; the same range in int8 is zero point - 128)."""
+    import onnx
+    from onnx import numpy_helper
+
+    values = {init.name: numpy_helper.to_array(init) for init in proto.graph.initializer}
+    readers: dict[str, list] = {}
+    for node in proto.graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    ranges, bypass, dropped = {}, {}, []
+    for node in proto.graph.node:
+        if node.op_type != "QuantizeLinear" or node.input[0] in values:
+            continue
+        after = readers.get(node.output[0], [])
+        if len(after) != 1 or after[0].op_type != "DequantizeLinear":
+            continue
+        scale = float(np.ravel(values[node.input[1]])[0])
+        zero = values[node.input[2]]
+        shift = 128 if zero.dtype == np.uint8 else 0
+        ranges[node.input[0]] = (scale, int(np.ravel(zero)[0]) - shift)
+        bypass[after[0].output[0]] = node.input[0]
+        dropped += [node, after[0]]
+    outputs = {o.name for o in proto.graph.output}
+    kept = [n for n in proto.graph.node if all(n is not d for d in dropped)]
+    for node in kept:
+        node.input[:] = [bypass.get(x, x) for x in node.input]
+    # A graph output written by a removed pair keeps its name through an Identity.
+    kept += [onnx.helper.make_node("Identity", [source], [name], name=f"{name}_identity")
+             for name, source in bypass.items() if name in outputs]
+    del proto.graph.node[:]
+    proto.graph.node.extend(kept)
+    return ranges
+
+
+def _quantize(proto, images: np.ndarray, scratch: Path,
+              learned: dict[str, tuple[float, int]] | None = None):
+    """`proto` quantized in the QDQ format (see the module docstring); the tensors of
+    `learned` keep those ranges (onnxruntime's TensorQuantOverrides) and only the others are
+    calibrated. Returns (quantized proto, learned tensors applied, calibrated tensors)."""
     import onnx
     from onnxruntime.quantization import (
         CalibrationMethod,
@@ -68,12 +114,32 @@ def _quantize(proto, images: np.ndarray, scratch: Path):
     out_path = scratch / "onnx_int8_qdq.onnx"
     onnx.save(proto, str(float_path))
     quant_pre_process(str(float_path), str(pre_path))
+    pre = onnx.load(str(pre_path))
+    names = {x for node in pre.graph.node for x in (*node.input, *node.output)}
+    learned = dict(learned or {})
+    for node in pre.graph.node:  # ops that move values without changing them share a range
+        if node.op_type not in SAME_SCALE:
+            continue
+        source, target = node.input[0], node.output[0]
+        if source in learned and target not in learned:
+            learned[target] = learned[source]
+        elif target in learned and source not in learned:
+            learned[source] = learned[target]
+    overrides = {name: [{"scale": np.array(scale, np.float32),
+                         "zero_point": np.array(zero, np.int8)}]
+                 for name, (scale, zero) in learned.items() if name in names}
     quantize_static(
         str(pre_path), str(out_path), _Calibration(images, proto.graph.input[0].name),
         quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QInt8,
         weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
-        extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
-    return onnx.load(str(out_path))
+        extra_options={"ActivationSymmetric": False, "WeightSymmetric": True,
+                       "TensorQuantOverrides": overrides})
+    out = onnx.load(str(out_path))
+    weights = {init.name for init in out.graph.initializer}
+    quantized = [n.input[0] for n in out.graph.node
+                 if n.op_type == "QuantizeLinear" and n.input[0] not in weights]
+    return out, [t for t in quantized if t in overrides], [t for t in quantized
+                                                             if t not in overrides]
 
 
 def _initializer(graph, name: str, value: np.ndarray) -> str:
@@ -137,15 +203,20 @@ def _integer_output(graph, io: str) -> None:
 
 @register_format("onnx-int8", OnnxInt8Options, suffix=".int8.onnx", runtime="onnxruntime",
                  tolerance=INT8, tools=("tensorflow", "tf2onnx", "onnx", "onnxruntime"),
-                 read_metadata=read_onnx_metadata)
+                 read_metadata=read_onnx_metadata, learned_ranges=True)
 def convert(model, out_path: Path, options: OnnxInt8Options, context: ExportContext
             ) -> Artifact:
     """The ``onnx`` graph quantized to int8 QDQ, calibrated on training images."""
     import onnx
 
+    from zoo.quantize import is_quantization_aware
+
     images, sha256 = context.calibration(options.calibration_images)
-    proto = _quantize(to_onnx(model, context, opset=options.opset, output=options.output),
-                      images, context.scratch)
+    proto = to_onnx(model, context, opset=options.opset, output=options.output)
+    qat = is_quantization_aware(model)
+    learned = strip_fake_quant(proto) if qat else {}
+    proto, applied, calibrated = _quantize(proto, images, context.scratch, learned)
+    ranges = {"ranges": {"learned": len(applied), "calibrated": calibrated}} if qat else {}
     if options.io != "float":
         _integer_input(proto.graph, options.io)
         if not is_label_output(options.output):  # a label map is integer already
@@ -156,5 +227,5 @@ def convert(model, out_path: Path, options: OnnxInt8Options, context: ExportCont
         details={"opset": options.opset, "io": options.io,
                  "calibration_images": options.calibration_images, "quant_format": "QDQ",
                  "weights": "int8 symmetric, per channel",
-                 "activations": "int8 asymmetric, per tensor, min/max"},
+                 "activations": "int8 asymmetric, per tensor, min/max", **ranges},
         calibration_sha256=sha256)
