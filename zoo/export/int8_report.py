@@ -138,8 +138,13 @@ def qat_layer_errors(model, data: bytes, images: np.ndarray) -> list[dict]:
         match = [t for t in tensors if tuple(t["shape"][1:]) == shape
                  and abs(float(t["quantization_parameters"]["scales"][0]) - scale)
                  <= 1e-4 * scale]
-        if match:
-            pairs[q.name] = match[-1]  # the last op writing that range: the quantized tensor
+        # Many ranges are equal (every ReLU6 learns [0, 6]): the tensor's name, which holds
+        # the fused locations of its ops, names the quantizer.
+        source = q.name.removesuffix("_quant")
+        named = [t for t in match if _names(t["name"], q.name)] or [
+            t for t in match if _names(t["name"].split(";")[0], source)]
+        if named or len(match) == 1:
+            pairs[q.name] = (named or match)[-1]
     floats = {name: [] for name in pairs}
     quants = {name: [] for name in pairs}
     for image in images:
@@ -166,6 +171,11 @@ def qat_layer_errors(model, data: bytes, images: np.ndarray) -> list[dict]:
                      "relative_rmse": round(_relative_rmse(*args), 5),
                      "max_abs_error": float(np.max(np.abs(a - b)))})
     return sorted(rows, key=lambda r: r["snr_db"])
+
+
+def _names(tensor_name: str, layer: str) -> bool:
+    """Whether a TFLite tensor name has `layer` as a path component (``.../layer_1/...``)."""
+    return f"/{layer}_" in tensor_name or f"/{layer}/" in tensor_name
 
 
 def log_lines(rows: list[dict], top: int = TOP_LOG) -> list[str]:
