@@ -55,8 +55,9 @@ class Int8Options(LiteRTInt8Options):
         None, "tflite-int8: regex of layer names kept in float32 (mixed precision; the "
         "per-layer report names the layers)", optional(lambda n, v: str(v)))
     search_precision: bool = option(
-        False, "tflite-int8: keep the fewest layers in float32 (worst of the per-layer report "
-        "first) that bring the mIoU drop within --max-miou-drop", boolean)
+        False, "tflite-int8: keep a few layers in float32, chosen greedily among the worst of "
+        "the per-layer report by their measured mIoU, until the drop meets --max-miou-drop",
+        boolean)
 
 
 def _float(fmt: str, model, out_path: Path, options: FloatOptions, context: ExportContext, *,
