@@ -38,6 +38,7 @@ from zoo.export.int8_report import metric_options, rows_from_debugger
 
 CANDIDATES = 8   # layers of the report tried at each step of the search
 MAX_LAYERS = 8   # float layers the search keeps at most
+MAX_TRIALS = 64  # candidate models the search evaluates at most
 
 
 class MixedPrecision:
@@ -92,8 +93,10 @@ class MixedPrecision:
         `target_pt`, and the search's record. Greedy forward selection: at each step the
         `candidates` worst layers of the report not yet kept are each tried in float with
         those kept so far, and the one with the lowest drop is kept; up to `max_layers`.
-        The report's order alone is not enough: a layer's own error does not say what it
-        costs in mIoU, and a float island adds its own QUANTIZE/DEQUANTIZE. A target not met
+        A layer is kept only if it lowers the drop; when none of the candidates does, the
+        next `candidates` of the report are tried. The report's order alone is not enough: a
+        layer's own error does not say what it costs in mIoU, and a float island adds its
+        own QUANTIZE/DEQUANTIZE. A target not met
         even with every layer in float is a ConfigError; one not met within `max_layers`
         returns the best model found, which then fails the exporter's gate."""
         everything = [r["tensor"] for r in self.rows]
@@ -106,19 +109,29 @@ class MixedPrecision:
         data = self.quantized(kept, io)
         drop = before = evaluate(data)
         steps = [{"float_layers": 0, "miou_drop_pt": round(drop, 3)}]
-        while drop > target_pt and len(kept) < max_layers:
-            pool = [t for t in everything if t not in kept][:candidates]
+        useless: set[str] = set()  # tried with the current set and did not lower the drop
+        trials = 0
+        while drop > target_pt and len(kept) < max_layers and trials < MAX_TRIALS:
+            pool = [t for t in everything if t not in kept and t not in useless][:candidates]
             if not pool:
                 break
             tried = []
+            trials += len(pool)
             for tensor in pool:
                 trial = self.quantized([*kept, tensor], io)
                 tried.append((evaluate(trial), tensor, trial))
-            drop, tensor, data = min(tried, key=lambda x: x[0])
+            best, tensor, trial = min(tried, key=lambda x: x[0])
+            record = {"tried": {layers[t]: round(d, 3) for d, t, _ in tried}}
+            if not best < drop:  # none helps: try the next layers of the report
+                useless.update(t for _, t, _ in tried)
+                steps.append({"float_layers": len(kept), "miou_drop_pt": round(drop, 3),
+                              **record})
+                continue
+            drop, data = best, trial
             kept.append(tensor)
+            useless.clear()  # with another layer in float, the others may help again
             steps.append({"float_layers": len(kept), "layer": layers[tensor],
-                          "miou_drop_pt": round(drop, 3),
-                          "tried": {layers[t]: round(d, 3) for d, t, _ in tried}})
+                          "miou_drop_pt": round(drop, 3), **record})
             print(f"search precision: {layers[tensor]} in float -> mIoU drop {drop:.2f} pt "
                   f"(best of {len(tried)})", flush=True)
         return data, {"target_pt": target_pt, "drop_before_pt": round(before, 3),
