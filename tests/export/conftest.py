@@ -48,10 +48,21 @@ def _contracts():
     return {}
 
 
+@pytest.fixture(scope="session")
+def _contract_context(run_reference, tmp_path_factory):
+    """One `ExportContext` for every contract, as one export of a run has: the TFLite variants
+    of a graph convert one SavedModel, calibration images are loaded once."""
+    run_dir, model, cfg, spec, ref = run_reference
+    context = export_context(cfg, run_dir, spec, threads=1)
+    context.scratch = tmp_path_factory.mktemp("contract-scratch")
+    return context
+
+
 @pytest.fixture
-def format_contract(run_reference, tmp_path_factory, _contracts):
+def format_contract(run_reference, tmp_path_factory, _contracts, _contract_context):
     """``format_contract(name, **options) -> Contract`` (see the module docstring)."""
     run_dir, model, cfg, spec, ref = run_reference
+    context = _contract_context
 
     def check(name: str, **options) -> Contract:
         parsed = asdict(parse_options(FORMATS.get(name), options))
@@ -63,9 +74,6 @@ def format_contract(run_reference, tmp_path_factory, _contracts):
     def convert_and_check(name: str, options: dict) -> Contract:
         fmt = FORMATS.get(name)
         folder = tmp_path_factory.mktemp(f"contract-{name}")
-        context = export_context(cfg, run_dir, spec, threads=1)
-        context.scratch = folder / "scratch"
-        context.scratch.mkdir()
         parsed = parse_options(fmt, options)
         artifact = fmt.convert(model, folder / f"model{fmt.suffix}", parsed, context)
 

@@ -43,14 +43,34 @@ def calibrated(arch, images):
     return model
 
 
+@pytest.fixture(scope="module")
+def converted(images, tmp_path_factory):
+    """``converted(arch) -> (model, {"fp32": Artifact, "fp16": Artifact})``: each arch
+    calibrated and converted at both precisions once for the module (in the test that first
+    asks); the tests below only read the packages."""
+    cache = {}
+
+    def get(arch):
+        if arch not in cache:
+            model = calibrated(arch, images)
+            folder = tmp_path_factory.mktemp(arch)
+            fmt = FORMATS.get("coreml")
+            cache[arch] = model, {
+                precision: fmt.convert(model, folder / f"{precision}.mlpackage",
+                                       CoreMLOptions(precision=precision), context(arch))
+                for precision in ("fp32", "fp16")}
+        return cache[arch]
+
+    return get
+
+
 @pytest.mark.parametrize("arch", zoo.list_archs())
-def test_every_arch_converts_and_matches_keras(arch, images, tmp_path):
-    model = calibrated(arch, images)
+def test_every_arch_converts_and_matches_keras(arch, images, converted):
+    model, artifacts = converted(arch)
     ref = np.asarray(model(images.astype(np.float32)))
-    fmt = FORMATS.get("coreml")
     for precision in ("fp32", "fp16"):
-        art = fmt.convert(model, tmp_path / f"{precision}.mlpackage",
-                          CoreMLOptions(precision=precision), context(arch))
+        art = artifacts[precision]
+        assert art.details["precision"] == precision
         runner = art.runner()
         out = np.concatenate([runner.run(images[i:i + 1]) for i in range(len(images))])
         assert out.shape == ref.shape and out.dtype == np.float32
@@ -76,12 +96,12 @@ def test_every_arch_converts_and_matches_keras(arch, images, tmp_path):
         assert set(art.ops) <= set(OPS)
 
 
-def test_metadata_labels_and_xcode_preview(tmp_path):
+def test_metadata_labels_and_xcode_preview(converted):
     import coremltools as ct
 
-    model = zoo.build_model("mobileunet", alpha=0.25, input_size=SIZE, num_classes=3)
-    art = FORMATS.get("coreml").convert(model, tmp_path / "m.mlpackage", CoreMLOptions(),
-                                        context("mobileunet"))
+    # The default options' package (fp16, logits) of mobileunet, 3 classes c0..c2.
+    assert CoreMLOptions() == CoreMLOptions(precision="fp16")
+    art = converted("mobileunet")[1]["fp16"]
     ml = ct.models.MLModel(str(art.path), skip_model_load=True)
     meta = ml.user_defined_metadata
     assert meta["com.apple.coreml.model.preview.type"] == "imageSegmenter"
@@ -109,15 +129,12 @@ def test_labels_output_is_the_argmax_map(images, tmp_path):
     assert "reduce_argmax" in art.ops and art.output.shape == [1, *SIZE]
 
 
-def test_ane_warnings_name_dilated_convs(tmp_path):
-    deeplab = zoo.build_model("mobilenet_v2_deeplabv3plus", alpha=0.35, input_size=SIZE)
-    art = FORMATS.get("coreml").convert(deeplab, tmp_path / "d.mlpackage", CoreMLOptions(),
-                                        context("mobilenet_v2_deeplabv3plus", 2))
+@pytest.mark.parametrize("precision", ["fp16", "fp32"])
+def test_ane_warnings_name_dilated_convs(precision, converted):
+    art = converted("mobilenet_v2_deeplabv3plus")[1][precision]
     warnings = art.details["ane_warnings"]
     assert len(warnings) == 3 and all("dilated convolution" in w for w in warnings)
-    unet = zoo.build_model("mobileunet", alpha=0.25, input_size=SIZE)
-    art = FORMATS.get("coreml").convert(unet, tmp_path / "u.mlpackage", CoreMLOptions(),
-                                        context("mobileunet", 2))
+    art = converted("mobileunet")[1][precision]
     assert art.details["ane_warnings"] == []
 
 

@@ -50,13 +50,42 @@ def test_rewrite_is_identity_without_hard_swish():
     assert int8_friendly(model) is model
 
 
+# The per-layer int8 error report (a second, debug-mode quantization) is not what these tests
+# look at: it is tested in test_int8_report.py and by the format contract.
+INT8_OPTIONS = {"io": "uint8", "calibration_images": 8, "layer_report": 0}
+
+
+def small_alpha(arch):
+    return 0.25 if arch == "mobileunet" else 0.35
+
+
+@pytest.fixture(scope="module")
+def converted(images, tmp_path_factory):
+    """``converted(arch) -> (model, {"tflite": Artifact, "tflite-int8": Artifact})``: each arch
+    calibrated and converted to float32 and int8 TFLite once for the module (both in the test
+    that first asks, as a test of its own did); the tests below only read the artifacts."""
+    cache = {}
+
+    def get(arch):
+        if arch not in cache:
+            model = calibrated(arch, images, alpha=small_alpha(arch))
+            folder = tmp_path_factory.mktemp(arch)
+            context = bench_context(arch, small_alpha(arch), SIZE, 3, folder / "scratch")
+            artifacts = {}
+            for name, options in (("tflite", {}), ("tflite-int8", INT8_OPTIONS)):
+                fmt = FORMATS.get(name)
+                artifacts[name] = fmt.convert(model, folder / f"m{fmt.suffix}",
+                                              parse_options(fmt, options), context)
+            cache[arch] = model, artifacts
+        return cache[arch]
+
+    return get
+
+
 @pytest.mark.parametrize("arch", ["mobilenet_v3_large_lraspp", "mobilenet_v3_small_lraspp"])
-def test_int8_mobilenet_v3_runs_in_one_xnnpack_partition(arch, images, tmp_path):
-    model = calibrated(arch, images)
-    context = bench_context(arch, 0.35, SIZE, 3, tmp_path / "scratch")
-    fmt = FORMATS.get("tflite-int8")
-    art = fmt.convert(model, tmp_path / "m.int8.tflite", parse_options(
-        fmt, {"io": "uint8", "calibration_images": 8}), context)
+def test_int8_mobilenet_v3_runs_in_one_xnnpack_partition(arch, images, converted):
+    model, artifacts = converted(arch)
+    art = artifacts["tflite-int8"]
     ops = tflite_ops(art.path)
     assert "HARD_SWISH" not in ops
     assert art.details["xnnpack_partitions"] == 1, art.details
@@ -64,8 +93,7 @@ def test_int8_mobilenet_v3_runs_in_one_xnnpack_partition(arch, images, tmp_path)
     assert set(art.details["outside_delegate"]) <= {"QUANTIZE", "DEQUANTIZE"}, art.details
     assert "1 partition;" in delegate_line(art.details)
     # The float model keeps the fused op, which XNNPACK runs in float.
-    float_art = FORMATS.get("tflite").convert(model, tmp_path / "m.tflite", parse_options(
-        FORMATS.get("tflite"), {}), context)
+    float_art = artifacts["tflite"]
     assert "HARD_SWISH" in tflite_ops(float_art.path)
     assert float_art.details["xnnpack_partitions"] == 1
     # The int8 model still computes the same thing.
@@ -90,26 +118,20 @@ def test_ops_outside_delegate_walks_back_to_partition_inputs():
 
 
 @pytest.mark.parametrize("arch", ["mobileunet", "mobilenet_v2_deeplabv3plus"])
-def test_float_models_run_whole_in_xnnpack(arch, images, tmp_path):
+def test_float_models_run_whole_in_xnnpack(arch, converted):
     """No op outside the delegate in fp32 (DeepLabV3+'s image pooling once left two TILEs)."""
-    model = calibrated(arch, images, alpha=0.25 if arch == "mobileunet" else 0.35)
-    context = bench_context(arch, 0.25, SIZE, 3, tmp_path / "scratch")
-    art = FORMATS.get("tflite").convert(model, tmp_path / "m.tflite", parse_options(
-        FORMATS.get("tflite"), {}), context)
-    report = LiteRTRunner(art.path).delegate_report()
+    _, artifacts = converted(arch)
+    report = LiteRTRunner(artifacts["tflite"].path).delegate_report()
     assert report == {"xnnpack_partitions": 1, "outside_delegate": {}}
     assert delegate_line(report) == "XNNPACK 1 partition; ops outside: none"
 
 
 @pytest.mark.parametrize("arch", zoo.list_archs())
-def test_every_arch_runs_whole_in_xnnpack_in_fp32_and_int8(arch, images, tmp_path):
+def test_every_arch_runs_whole_in_xnnpack_in_fp32_and_int8(arch, converted):
     """The issue's bar: no op of any named arch falls back to LiteRT's reference kernels (only
     the uint8 <-> int8 conversions at the graph's edges stay outside in int8)."""
-    model = calibrated(arch, images, alpha=0.25 if arch == "mobileunet" else 0.35)
-    context = bench_context(arch, 0.35, SIZE, 3, tmp_path / "scratch")
+    _, artifacts = converted(arch)
     for name, allowed in (("tflite", set()), ("tflite-int8", {"QUANTIZE"})):
-        fmt = FORMATS.get(name)
-        art = fmt.convert(model, tmp_path / f"m{fmt.suffix}", parse_options(
-            fmt, {"calibration_images": 4} if name == "tflite-int8" else {}), context)
+        art = artifacts[name]
         assert art.details["xnnpack_partitions"] == 1, (name, art.details)
         assert set(art.details["outside_delegate"]) <= allowed, (name, art.details)

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import shutil
 
 import keras
 import numpy as np
@@ -31,8 +32,13 @@ def tree_digest(path):
     return digest.hexdigest()
 
 
-def test_two_epochs_write_a_complete_run_folder(tiny_data, tmp_path):
-    run_dir = loop.train(tiny_config(tiny_data), tmp_path / "ck", verbose=0)
+def test_two_epochs_write_a_complete_run_folder(trained_run, tiny_data):
+    # The session's run (tests/conftest.py) is trained from this very config: the same
+    # arch, alpha, size, epochs, batch, precise-BN images and warm-up on the same tiny data.
+    _, run_dir = trained_run
+    ran, wanted = load_config(run_dir / "config.yaml"), tiny_config(tiny_data)
+    assert ran.train == wanted.train and ran.model.alpha == wanted.model.alpha
+    assert ran.model.arch == wanted.model.arch and ran.model.input_size == (64, 64)
     assert run_dir.name.startswith("mobileunet-a0.25-64x64-")
     for name in ("config.yaml", "best.keras", "last.keras", "log.csv", "metrics.json",
                  "curves.png", "samples.png", "state.json", "tensorboard"):
@@ -89,12 +95,15 @@ def test_resume_continues_at_the_next_epoch_with_the_same_optimizer_step(
 
 
 def test_resume_with_a_different_config_names_the_keys_and_changes_nothing(
-        tiny_data, tmp_path):
-    run_dir = loop.train(tiny_config(tiny_data, epochs=1), tmp_path / "ck", verbose=0)
+        trained_run, tmp_path):
+    # A copy of the session's 2-epoch run: any write the refusal made would show in it.
+    run_dir = tmp_path / "ck" / trained_run[1].name
+    shutil.copytree(trained_run[1], run_dir)
     before = tree_digest(run_dir)
-    with pytest.raises(ConfigError, match="different model.alpha, train.lr"):
+    # train.epochs is asked for with the run's own value: not named.
+    with pytest.raises(ConfigError, match="different model.alpha, train.lr; start a new run"):
         loop.resume(run_dir, tmp_path / "ck",
-                    requested={"model.alpha": 0.5, "train.lr": 0.1, "train.epochs": 1})
+                    requested={"model.alpha": 0.5, "train.lr": 0.1, "train.epochs": 2})
     assert tree_digest(run_dir) == before
 
 
