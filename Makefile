@@ -25,10 +25,12 @@ demo: $(VENV)/.installed-export
 	$(BIN)/python train.py --arch mobileunet --alpha 0.5 --input-size 128 --epochs 20 --lr 2e-3
 	$(BIN)/python export.py --format all
 
-## test: lint and the whole test suite
+## test: lint and the whole test suite, on TEST_WORKERS pytest-xdist workers (CI has 2 cores;
+## tests/conftest.py hands out whole test files, longest first; TEST_WORKERS=0: one process)
+TEST_WORKERS ?= 2
 test: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

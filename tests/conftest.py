@@ -1,6 +1,7 @@
 """Shared test setup: quiet TensorFlow, no network from albumentations, a fresh Keras session."""
 
 import os
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
@@ -9,6 +10,44 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
+
+# `make test` runs the suite on two pytest-xdist workers (`-n 2`); each worker is a session of
+# its own. A test file is one unit of work, run whole by one worker, so its module-scoped
+# conversions happen once; the files below share session-cached format contracts
+# (tests/export/conftest.py) and are one unit; the longest units are handed out first, so that
+# neither worker is left with one of them at the end. Only the schedule: every test runs.
+SHARED_CONTRACTS = ("export/test_tflite.py", "export/test_tflite_metadata.py",
+                    "export/test_edgetpu.py")
+LONGEST_FIRST = ("export/test_coreml.py", "contracts", "export/test_int8_graph.py",
+                 "export/test_exporter.py", "train/test_loop.py", "export/test_outputs.py",
+                 "compress/test_qat.py", "test_weights.py", "bench/test_bench.py",
+                 "export/test_int8_report.py", "heads/test_heads.py",
+                 "backbones/test_backbones.py", "bench/test_targets.py")
+
+
+def work_unit(nodeid: str) -> str:
+    """The unit of work of a test: its file under tests/, or "contracts"."""
+    name = nodeid.split("::")[0].removeprefix("tests/")
+    return "contracts" if name in SHARED_CONTRACTS else name
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """Load scheduling by `work_unit`, in collection order (see `pytest_collection_modifyitems`)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class WorkUnits(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    config.option.loadscopereorder = False
+    return WorkUnits(config, log)
+
+
+def pytest_collection_modifyitems(config, items):
+    if hasattr(config, "workerinput"):  # an xdist worker: the longest units first
+        rank = {unit: i for i, unit in enumerate(LONGEST_FIRST)}
+        items.sort(key=lambda item: rank.get(work_unit(item.nodeid), len(rank)))
 
 
 @pytest.fixture(autouse=True)
@@ -50,15 +89,28 @@ def tiny_data(tmp_path):
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory):
     """(checkpoints_dir, run_dir) of a run trained once for the whole session: mobileunet 0.25
-    at 64 px, 2 epochs on the tiny data."""
+    at 64 px, 2 epochs on the tiny data. Tests only read it (or copy it). Under pytest-xdist
+    the workers share one run: the first to ask trains it under a file lock, in the temporary
+    folder of the whole test run, and the others read it."""
+    import fcntl
+
     from zoo.config import DataConfig, ModelConfig, RunConfig, TrainConfig
     from zoo.train.loop import train
 
-    root = tmp_path_factory.mktemp("trained")
-    cfg = RunConfig(
-        model=ModelConfig(arch="mobileunet", alpha=0.25, input_size=(64, 64)),
-        data=DataConfig(data=str(make_tiny_data(root / "tiny"))),
-        train=TrainConfig(epochs=2, batch_size=4, precise_bn_images=8, warmup_epochs=0),
-    )
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    root = shared / "trained"
     checkpoints = root / "checkpoints"
-    return checkpoints, train(cfg, checkpoints, verbose=0)
+    with open(shared / "trained.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        done = root / "run_dir.txt"
+        if not done.is_file():
+            root.mkdir(exist_ok=True)
+            cfg = RunConfig(
+                model=ModelConfig(arch="mobileunet", alpha=0.25, input_size=(64, 64)),
+                data=DataConfig(data=str(make_tiny_data(root / "tiny"))),
+                train=TrainConfig(epochs=2, batch_size=4, precise_bn_images=8,
+                                  warmup_epochs=0),
+            )
+            done.write_text(str(train(cfg, checkpoints, verbose=0)))
+        return checkpoints, Path(done.read_text())
