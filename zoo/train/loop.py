@@ -102,6 +102,10 @@ def _compile(model: keras.Model, cfg: RunConfig, spec, class_weights, steps: int
                               class_weights),
         metrics=[MeanIoU(spec.num_classes, spec.ignore_index)],
     )
+    # Its variables now, not in the first traced train step: under the default strategy Keras
+    # builds the optimizer inside that trace, and TensorFlow traces a function that creates
+    # variables twice (half a short run's start-up time). Same variables, same values.
+    model.optimizer.build(model.trainable_variables)
 
 
 def train(cfg: RunConfig, checkpoints_dir: Path = CHECKPOINTS_DIR, verbose: int | None = None
