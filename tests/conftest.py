@@ -86,6 +86,12 @@ def tiny_data(tmp_path):
     return make_tiny_data(tmp_path / "tiny")
 
 
+@pytest.fixture(scope="module")
+def module_tiny_data(tmp_path_factory):
+    """`tiny_data` for module-scoped fixtures: one folder per test file."""
+    return make_tiny_data(tmp_path_factory.mktemp("tiny"))
+
+
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory):
     """(checkpoints_dir, run_dir) of a run trained once for the whole session: mobileunet 0.25

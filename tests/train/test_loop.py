@@ -70,24 +70,46 @@ class _Killed(Exception):
     pass
 
 
-def test_resume_continues_at_the_next_epoch_with_the_same_optimizer_step(
-        tiny_data, tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def resumed_run(module_tiny_data, tmp_path_factory):
+    """A 3-epoch run with precise_bn_images=0, killed after its first epoch's checkpoint and
+    resumed to the end, trained once for the two tests below, which only read it. BatchNorm
+    re-estimation is refused throughout: 0 must hold in the new run and in the resumed one
+    (which reads it back from config.yaml). Returns (run folder, optimizer step and state.json
+    after the kill)."""
+
     class DieAfterFirstEpoch(RunCheckpoint):
         def on_epoch_end(self, epoch, logs=None):
             super().on_epoch_end(epoch, logs)
             raise _Killed  # as if killed after the epoch's checkpoint
 
-    monkeypatch.setattr(loop, "RunCheckpoint", DieAfterFirstEpoch)
-    with pytest.raises(_Killed):
-        loop.train(tiny_config(tiny_data, epochs=3), tmp_path / "ck", verbose=0)
-    monkeypatch.undo()
-    run_dir = next((tmp_path / "ck").iterdir())
-    steps = 16 // 4
-    interrupted = keras.saving.load_model(run_dir / "last.keras")
-    assert int(interrupted.optimizer.iterations) == steps
-    assert json.loads((run_dir / "state.json").read_text())["epoch"] == 1
+    def refuse(*args, **kwargs):
+        raise AssertionError("BatchNorm statistics re-estimated with precise_bn_images=0")
 
-    loop.resume(run_dir, tmp_path / "ck", verbose=0)
+    checkpoints = tmp_path_factory.mktemp("resume") / "ck"
+    cfg = tiny_config(module_tiny_data, epochs=3)
+    cfg.train.precise_bn_images = 0
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(loop, "PreciseBatchNorm", refuse)
+        with pytest.MonkeyPatch.context() as kill:
+            kill.setattr(loop, "RunCheckpoint", DieAfterFirstEpoch)
+            with pytest.raises(_Killed):
+                loop.train(cfg, checkpoints, verbose=0)
+        (run_dir,) = checkpoints.iterdir()
+        interrupted = keras.saving.load_model(run_dir / "last.keras")
+        killed = (int(interrupted.optimizer.iterations),
+                  json.loads((run_dir / "state.json").read_text()))
+        assert load_config(run_dir / "config.yaml").train.precise_bn_images == 0
+        loop.resume(run_dir, checkpoints, verbose=0)
+    return run_dir, killed
+
+
+def test_resume_continues_at_the_next_epoch_with_the_same_optimizer_step(resumed_run):
+    run_dir, (interrupted_step, interrupted_state) = resumed_run
+    steps = 16 // 4
+    assert interrupted_step == steps
+    assert interrupted_state["epoch"] == 1
+
     final = keras.saving.load_model(run_dir / "last.keras")
     assert int(final.optimizer.iterations) == 3 * steps
     assert [int(r["epoch"]) for r in _log(run_dir)] == [0, 1, 2]
@@ -147,16 +169,12 @@ def test_cli_bad_argument_is_one_line_and_exit_2(tiny_data, tmp_path, monkeypatc
     assert not (tmp_path / "ck").exists() or not any((tmp_path / "ck").iterdir())
 
 
-def test_precise_bn_images_0_leaves_the_batchnorm_statistics_to_training(
-        tiny_data, tmp_path, monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError("BatchNorm statistics re-estimated with precise_bn_images=0")
-
-    monkeypatch.setattr(loop, "PreciseBatchNorm", refuse)
-    cfg = tiny_config(tiny_data, epochs=1)
-    cfg.train.precise_bn_images = 0
-    run_dir = loop.train(cfg, tmp_path / "ck", verbose=0)
-    assert json.loads((run_dir / "metrics.json").read_text())["epochs"] == 1
+def test_precise_bn_images_0_leaves_the_batchnorm_statistics_to_training(resumed_run):
+    # The resumed run of the fixture: trained with precise_bn_images=0 and PreciseBatchNorm
+    # refused (an AssertionError had it been used), in the new run and after the resume.
+    run_dir, _ = resumed_run
+    assert load_config(run_dir / "config.yaml").train.precise_bn_images == 0
+    assert json.loads((run_dir / "metrics.json").read_text())["epochs"] == 3
 
 
 def test_bad_values_stop_before_a_run_folder_exists(tiny_data, tmp_path):
