@@ -55,7 +55,6 @@ class ActivationQuantizer(keras.layers.Layer):
         super().__init__(**kwargs)
         self.decay = float(decay)
         self.fixed = None if fixed is None else (float(fixed[0]), float(fixed[1]))
-        self.enabled = True  # off while `zoo.compress.qat.calibrate` reads float activations
 
     def build(self, input_shape):
         low, high = self.fixed or (-6.0, 6.0)
@@ -65,8 +64,6 @@ class ActivationQuantizer(keras.layers.Layer):
                                    initializer=keras.initializers.Constant(high))
 
     def call(self, x, training=False):
-        if not self.enabled:
-            return x
         if training and self.fixed is None:
             # The range always holds 0, as the int8 zero point must (and fake_quant nudges to).
             low = ops.minimum(ops.min(x), 0.0)

@@ -152,7 +152,7 @@ def test_interrupted_qat_run_resumes(qat_run, tmp_path):
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"method": "qta"}, "unknown method 'qta'"),
+    ({"method": "qta"}, "unknown compression method 'qta'"),
     ({"method": "qat", "epochs": 0}, "--epochs must be an integer >= 1"),
     ({"method": "qat:8"}, "qat takes no argument"),
     ({"method": ""}, "--method: expected one or more of"),

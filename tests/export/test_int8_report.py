@@ -7,8 +7,8 @@ from zoo.config import load_config
 from zoo.data import load_split_arrays, spec_from_dict
 from zoo.export.context import ExportContext
 from zoo.export.exporter import load_checkpoint
-from zoo.export.int8_report import layer_errors, layer_name, report_lines
-from zoo.export.tflite_convert import int8_converter
+from zoo.export.int8_report import layer_name, report_lines
+from zoo.export.tflite_convert import int8_calibration
 
 
 def _kill_channel(model, producer_bn: str) -> None:
@@ -44,9 +44,9 @@ def test_report_ranks_a_broken_layer_first(trained_run, tmp_path):
     context = ExportContext(run_id="r", arch="mobileunet", alpha=0.25, input_size=(64, 64),
                             class_names=spec.classes, load_calibration=lambda n: images,
                             scratch=tmp_path)
-    conv, _ = int8_converter(model, context, calibration_images=4, output="logits",
-                             transpose_conv="depth-to-space")
-    rows = layer_errors(conv, images, [layer.name for layer in model.layers])
+    calibration, _ = int8_calibration(model, context, calibration_images=4, output="logits",
+                                      transpose_conv="depth-to-space")
+    rows = calibration.layer_errors(images, [layer.name for layer in model.layers])
     assert rows[0]["layer"] == "conv_pw_5_relu", rows[:3]
     assert rows[0]["snr_db"] < rows[1]["snr_db"] - 10.0  # far worse than any other
     assert all(-1.0 <= r["cosine"] <= 1.0 and r["relative_rmse"] >= 0 for r in rows)
@@ -106,3 +106,65 @@ def test_keep_float_by_hand_and_its_bad_regex(broken_run, tmp_path):
         export(run=str(broken_run), format="tflite-int8", val_images=8, layer_report=4,
                keep_float="no_such_layer", out=str(tmp_path / "bad"))
     assert not (tmp_path / "bad" / "model.int8.tflite").exists()
+
+
+def test_edgetpu_keep_float_says_which_layers_fall_back_to_the_cpu(broken_run, tmp_path):
+    from zoo.export.exporter import export
+
+    out = tmp_path / "edgetpu"
+    result = export(run=str(broken_run), format="edgetpu", val_images=8, layer_report=4,
+                    keep_float=r"conv_pw_5_relu$", out=str(out))
+    entry = result.manifest["artifacts"][0]
+    cpu = entry["details"]["mixed_precision"]["edgetpu"]
+    assert cpu["float_layers_on_cpu"] == ["conv_pw_5_relu"]
+    report = entry["details"]["report"]
+    first = report["ops"][cpu["first_cpu_op"]]
+    assert first["where"] == "cpu" and cpu["float_ops_on_cpu"] >= 1
+    # One mapped segment: everything from the float island on runs on the CPU.
+    assert all(o["where"] == "cpu" for o in report["ops"][cpu["first_cpu_op"]:])
+    assert "mixed precision: 1 of 1 kept float layer(s) run on the CPU: conv_pw_5_relu" in (
+        out / "report.md").read_text()
+
+
+class _Calibration:
+    """Stands in for `Int8Calibration`: each model is the tuple of its float tensors."""
+
+    def quantized(self, float_nodes, io="uint8"):
+        return tuple(sorted(float_nodes))
+
+
+def _rows(n):
+    return [{"tensor": f"t{i}", "layer": f"layer_{i}"} for i in range(n)]
+
+
+def test_search_refuses_a_target_that_even_float_cannot_meet():
+    from zoo.errors import ConfigError
+    from zoo.export.mixed_precision import MixedPrecision
+
+    plan = MixedPrecision(_Calibration(), _rows(4))
+    with pytest.raises(ConfigError, match=r"--search-precision: even with every layer in float "
+                                          r"the mIoU drop is 0\.30 pt > --max-miou-drop 0\.1 pt"):
+        plan.search(lambda data: 0.3, 0.1, "uint8")
+
+
+def test_search_keeps_only_layers_that_lower_the_drop():
+    from zoo.export.mixed_precision import MixedPrecision
+
+    # Layer 2 alone costs 1 pt and layer 5 (beyond the first candidates) 0.4 pt; the rest 0.
+    def drop(data):
+        return 0.2 + (0.0 if "t2" in data else 1.0) + (0.0 if "t5" in data else 0.4)
+
+    plan = MixedPrecision(_Calibration(), _rows(12))
+    data, record = plan.search(drop, 0.5, "uint8", candidates=4)
+    assert record["float_layers"] == ["layer_2", "layer_5"]
+    assert record["drop_before_pt"] == pytest.approx(1.6)
+    assert record["drop_after_pt"] == pytest.approx(0.2) and data == ("t2", "t5")
+
+
+def test_search_with_a_target_int8_already_meets_keeps_nothing():
+    from zoo.export.mixed_precision import MixedPrecision
+
+    seen = []
+    plan = MixedPrecision(_Calibration(), _rows(4))
+    data, record = plan.search(lambda data: seen.append(data) or 0.2, 0.5, "uint8")
+    assert record["float_layers"] == [] and data == () and seen == [()]

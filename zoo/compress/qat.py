@@ -245,12 +245,19 @@ def quantization_aware(model, images: np.ndarray | None = None, batch_size: int 
 
 def calibrate(qat: keras.Model, images: np.ndarray, batch_size: int = 8) -> None:
     """Set every learned activation range to the min and max its activation reaches on
-    `images`, with activation quantization off (kernels stay quantized)."""
+    `images`, with activation quantization off (kernels stay quantized): the ranges are read
+    from a twin of `qat` that shares its layers but has each activation quantizer replaced by
+    an identity (a switch on the quantizer would be read once, when a model is traced)."""
     quantizers = [layer for layer in qat.layers
                   if isinstance(layer, ActivationQuantizer) and layer.fixed is None]
-    for quantizer in quantizers:
-        quantizer.enabled = False
-    probe = keras.Model(qat.inputs, [q.input for q in quantizers])
+
+    def unquantized(layer):
+        if isinstance(layer, ActivationQuantizer):
+            return keras.layers.Identity(name=layer.name)
+        return layer
+
+    twin = keras.models.clone_model(qat, clone_function=unquantized)
+    probe = keras.Model(twin.inputs, [twin.get_layer(q.name).input for q in quantizers])
     low = [np.inf] * len(quantizers)
     high = [-np.inf] * len(quantizers)
     for start in range(0, len(images), batch_size):
@@ -260,7 +267,6 @@ def calibrate(qat: keras.Model, images: np.ndarray, batch_size: int = 8) -> None
             high[i] = max(high[i], float(np.max(value)))
     for quantizer, lo, hi in zip(quantizers, low, high, strict=True):
         quantizer.set_range(lo, hi)
-        quantizer.enabled = True
 
 
 @register_method("qat", lr_scale=0.1)

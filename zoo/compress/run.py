@@ -22,6 +22,7 @@ from zoo import checks
 from zoo.compress import METHODS
 from zoo.config import CompressConfig, load_config
 from zoo.errors import ConfigError
+from zoo.registry import UnknownNameError
 from zoo.runs import CHECKPOINTS_DIR, resolve_run
 
 CALIBRATION_IMAGES = 64  # training images that set the starting ranges (QAT) or statistics
@@ -38,9 +39,10 @@ def parse_methods(method) -> list[tuple[str, str | None]]:
     parsed = []
     for part in parts:
         name, _, argument = part.partition(":")
-        if name not in METHODS:
-            raise ConfigError(f"--method: unknown method {name!r}; valid: "
-                              f"{', '.join(METHODS.list())}")
+        try:
+            METHODS.get(name)
+        except UnknownNameError as exc:
+            raise ConfigError(f"--method: {exc}") from None
         parsed.append((name, argument or None))
     return parsed
 

@@ -26,6 +26,18 @@ import numpy as np
 
 FIXED_RANGE_OPS = frozenset({"LOGISTIC", "SOFTMAX", "TANH", "LOG_SOFTMAX"})
 MAX_LISTED = 20  # names in a defect line
+SCALE_TOLERANCE = 1e-4  # relative: a learned range's scale as the converter writes it
+
+
+def learned_scale(low: float, high: float) -> float:
+    """The int8 scale of the learned range [low, high]."""
+    return (float(high) - float(low)) / 255.0
+
+
+def is_learned(scale: float, learned) -> bool:
+    """Whether a tensor's `scale` is one of the `learned` scales."""
+    learned = np.asarray(learned, np.float64)
+    return bool(learned.size) and float(np.min(np.abs(learned - scale))) <= SCALE_TOLERANCE * scale
 
 
 def _parsed(data: bytes):
@@ -60,7 +72,6 @@ def range_sources(data: bytes, learned: list[float]) -> dict:
     the module docstring), with `learned` the learned scales."""
     model, schema, op_names = _parsed(data)
     graph = model.subgraphs[0]
-    scales = np.asarray(sorted(learned), np.float64)
     counts = {"learned": 0, "fixed": 0}
     calibrated = []
     for op in graph.operators:
@@ -73,7 +84,7 @@ def range_sources(data: bytes, learned: list[float]) -> dict:
             scale = float(q.scale[0])
             if op_names[op.opcodeIndex] in FIXED_RANGE_OPS:
                 counts["fixed"] += 1
-            elif scales.size and np.min(np.abs(scales - scale)) <= 1e-4 * scale:
+            elif is_learned(scale, learned):
                 counts["learned"] += 1
             else:
                 calibrated.append(_name(tensor))
@@ -93,6 +104,6 @@ def int8_facts(data: bytes, model, io: str) -> tuple[dict, list[str]]:
         defects.append(f"{len(left)} float32 tensor(s) left in the int8 model: {shown}")
     facts["float_tensors"] = left
     if is_quantization_aware(model):
-        learned = [(high - low) / 255.0 for low, high in quantization_ranges(model).values()]
+        learned = [learned_scale(low, high) for low, high in quantization_ranges(model).values()]
         facts["ranges"] = range_sources(data, learned)
     return facts, defects

@@ -2,12 +2,14 @@
 
 Example::
 
-    rows = layer_errors(converter, images, layer_names=[l.name for l in model.layers])
+    rows = Int8Calibration(converter).layer_errors(images, [l.name for l in model.layers])
+    report_lines("tflite-int8", rows)   # the report.md section
     rows[0]   # {"layer": "conv_pw_13", "op": "CONV_2D", "snr_db": 18.2, "cosine": 0.992, ...}
 
-Measured with LiteRT's `tf.lite.experimental.QuantizationDebugger`: it quantizes the model in
-debug mode, where every quantized op is followed by a NumericVerify op that runs the same op
-in float32 on the dequantized int8 inputs, and compares the two outputs on each image. The
+Measured with LiteRT's `tf.lite.experimental.QuantizationDebugger` (run by
+`zoo.export.int8_calibration`) on the model quantized in debug mode, where every quantized op
+is followed by a NumericVerify op that runs the same op in float32 on the dequantized int8
+inputs, and compares the two outputs on each image. The
 error of a tensor is therefore the error its own op adds (local), not the error accumulated
 from the layers before it: the first layers' small errors do not make every later layer look
 bad, and a layer with a bad range or bad weights ranks first on its own. (ai-edge-quantizer's
@@ -58,22 +60,6 @@ def layer_name(tensor_name: str, layer_names: list[str]) -> str:
     return max(matches, key=len) if matches else part
 
 
-def layer_errors(converter, images: np.ndarray, layer_names: list[str] | None = None
-                 ) -> list[dict]:
-    """Per-tensor errors of the int8 model `converter` makes (already set up for int8, with
-    its representative dataset), on `images`; worst (lowest SNR) first."""
-    import tensorflow as tf
-
-    def dataset():
-        for image in images:
-            yield [image[None].astype(np.float32)]
-
-    debugger = tf.lite.experimental.QuantizationDebugger(
-        converter=converter, debug_dataset=dataset, debug_options=metric_options())
-    debugger.run()
-    return rows_from_debugger(debugger, layer_names or [])
-
-
 def metric_options():
     """The debugger's options that compute this report's metrics."""
     import tensorflow as tf
@@ -118,6 +104,7 @@ def qat_layer_errors(model, data: bytes, images: np.ndarray) -> list[dict]:
     import keras
     from ai_edge_litert.interpreter import Interpreter
 
+    from zoo.export.int8_check import is_learned, learned_scale
     from zoo.quantize import ActivationQuantizer
 
     quantizers = [layer for layer in model.layers if isinstance(layer, ActivationQuantizer)
@@ -133,11 +120,10 @@ def qat_layer_errors(model, data: bytes, images: np.ndarray) -> list[dict]:
                and len(t["quantization_parameters"]["scales"]) == 1]
     pairs = {}
     for q in quantizers:
-        scale = (float(q.max.numpy()) - float(q.min.numpy())) / 255.0
+        scale = learned_scale(q.min.numpy(), q.max.numpy())
         shape = tuple(q.output.shape[1:])
         match = [t for t in tensors if tuple(t["shape"][1:]) == shape
-                 and abs(float(t["quantization_parameters"]["scales"][0]) - scale)
-                 <= 1e-4 * scale]
+                 and is_learned(float(t["quantization_parameters"]["scales"][0]), [scale])]
         # Many ranges are equal (every ReLU6 learns [0, 6]): the tensor's name, which holds
         # the fused locations of its ops, names the quantizer.
         source = q.name.removesuffix("_quant")

@@ -2,7 +2,7 @@
 
 Example::
 
-    plan = MixedPrecision(converter, report_images)       # one calibration + the error report
+    plan = MixedPrecision(calibration, rows)    # an Int8Calibration and its per-layer report
     data = plan.quantized(plan.nodes_matching("conv_pw_13"), io="uint8")   # --keep-float
     data, record = plan.search(evaluate, target_pt=0.5, io="uint8")        # --search-precision
 
@@ -13,9 +13,9 @@ less speed, but XNNPACK has no 16x8 kernels (its quantized operators are QS8/QU8
 the CPUs this zoo targets a 16x8 layer runs in the reference kernels outside the delegate;
 float is the faster way to keep precision here.
 
-The calibration is done once (`tf.lite.experimental.QuantizationDebugger`, which also gives
-the per-layer error report); each candidate is then only re-quantized from the calibrated
-model with its float nodes denylisted (the debugger's own selective quantization,
+The calibration is done once (`zoo.export.int8_calibration`, which also gives the per-layer
+error report); each candidate is then only re-quantized from the calibrated model with its
+float nodes denylisted (the debugger's own selective quantization,
 https://ai.google.dev/edge/litert/models/quantization_debugger#selective_quantization). The
 search is greedy, as the "dynamic fixed-point" per-layer precision search of Gysel et al.
 2016 (Ristretto) is: at each step, try each of the worst layers of the report in float, measure
@@ -31,10 +31,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-import numpy as np
-
 from zoo.errors import ConfigError
-from zoo.export.int8_report import metric_options, rows_from_debugger
+from zoo.export.int8_calibration import Int8Calibration
 
 CANDIDATES = 8   # layers of the report tried at each step of the search
 MAX_LAYERS = 8   # float layers the search keeps at most
@@ -42,19 +40,12 @@ MAX_TRIALS = 64  # candidate models the search evaluates at most
 
 
 class MixedPrecision:
-    """One calibration of the int8 model of a converter, re-quantizable with float layers."""
+    """The float layers of an int8 model: chosen by regex or by search, among the tensors of
+    the per-layer error report `rows` (worst first), quantized from one `calibration`."""
 
-    def __init__(self, converter, report_images: np.ndarray, layer_names: list[str]):
-        import tensorflow as tf
-
-        def dataset():
-            for image in report_images:
-                yield [image[None].astype(np.float32)]
-
-        self.debugger = tf.lite.experimental.QuantizationDebugger(
-            converter=converter, debug_dataset=dataset, debug_options=metric_options())
-        self.debugger.run()
-        self.rows = rows_from_debugger(self.debugger, layer_names)
+    def __init__(self, calibration: Int8Calibration, rows: list[dict]):
+        self.calibration = calibration
+        self.rows = rows
 
     def nodes_matching(self, pattern: str, what: str = "--keep-float") -> list[str]:
         """Tensor names of the layers whose name matches the regex `pattern` (searched)."""
@@ -71,20 +62,7 @@ class MixedPrecision:
 
     def quantized(self, float_nodes: list[str], io: str) -> bytes:
         """The int8 model with `float_nodes` left in float32, with `io` I/O (logits)."""
-        import tensorflow as tf
-        from tensorflow.lite.python import convert, util
-
-        from zoo.export.tflite_convert import pixels_as_input
-
-        integer = io != "float"
-        data = convert.mlir_quantize(
-            self.debugger.calibrated_model, fully_quantize=integer,
-            input_data_type=tf.int8 if integer else tf.float32,
-            output_data_type=tf.int8 if integer else tf.float32,
-            denylisted_nodes=list(float_nodes))
-        if io == "uint8":
-            data = pixels_as_input(util.modify_model_io_type(data, tf.uint8, tf.uint8))
-        return data
+        return self.calibration.quantized(float_nodes, io)
 
     def search(self, evaluate: Callable[[bytes], float], target_pt: float, io: str,
                candidates: int = CANDIDATES, max_layers: int = MAX_LAYERS
@@ -100,14 +78,16 @@ class MixedPrecision:
         even with every layer in float is a ConfigError; one not met within `max_layers`
         returns the best model found, which then fails the exporter's gate."""
         everything = [r["tensor"] for r in self.rows]
-        ceiling = evaluate(self.quantized(everything, io))
-        if not ceiling <= target_pt:
-            raise ConfigError(f"--search-precision: even with every layer in float the mIoU drop "
-                              f"is {ceiling:.2f} pt > --max-miou-drop {target_pt:g} pt")
-        layers = {r["tensor"]: r["layer"] for r in self.rows}
         kept: list[str] = []
         data = self.quantized(kept, io)
         drop = before = evaluate(data)
+        ceiling = None  # the drop with every layer in float: only needed when int8 misses
+        if drop > target_pt:
+            ceiling = evaluate(self.quantized(everything, io))
+            if not ceiling <= target_pt:
+                raise ConfigError(f"--search-precision: even with every layer in float the mIoU "
+                                  f"drop is {ceiling:.2f} pt > --max-miou-drop {target_pt:g} pt")
+        layers = {r["tensor"]: r["layer"] for r in self.rows}
         steps = [{"float_layers": 0, "miou_drop_pt": round(drop, 3)}]
         useless: set[str] = set()  # tried with the current set and did not lower the drop
         trials = 0
@@ -135,6 +115,7 @@ class MixedPrecision:
             print(f"search precision: {layers[tensor]} in float -> mIoU drop {drop:.2f} pt "
                   f"(best of {len(tried)})", flush=True)
         return data, {"target_pt": target_pt, "drop_before_pt": round(before, 3),
-                      "drop_after_pt": round(drop, 3), "all_float_drop_pt": round(ceiling, 3),
+                      "drop_after_pt": round(drop, 3),
+                      "all_float_drop_pt": None if ceiling is None else round(ceiling, 3),
                       "float_layers": [layers[t] for t in kept], "float_tensors": kept,
                       "steps": steps}

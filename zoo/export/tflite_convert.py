@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from zoo.checks import boolean, optional
 from zoo.export.artifact import Artifact
 from zoo.export.context import ExportContext
 from zoo.export.options import QuantizedOptions, int_range, option
@@ -83,22 +84,32 @@ def float_bytes(model, context: ExportContext, *, output: str, transpose_conv: s
 def int8_bytes(model, context: ExportContext, *, io: str, calibration_images: int,
                output: str, transpose_conv: str) -> tuple[bytes, str]:
     """The full-integer model calibrated on training images, and the calibration set's sha256;
-    cached so that tflite-int8 and edgetpu with the same options convert once."""
+    cached so that tflite-int8 and edgetpu with the same options convert once. A model
+    without learned ranges is quantized from its `int8_calibration`, which the per-layer
+    report and the mixed-precision search share."""
     import tensorflow as tf
+
+    from zoo.quantize import is_quantization_aware
 
     key = ("int8", id(model), io, int(calibration_images), output, transpose_conv)
     if key in context.cache and context.cache[key][0] is model:
         return context.cache[key][1]
-    conv, sha256 = int8_converter(model, context, calibration_images=calibration_images,
-                                  output=output, transpose_conv=transpose_conv)
-    if io != "float":
-        io_type = tf.uint8 if io == "uint8" else tf.int8
-        conv.inference_input_type = io_type
-        if not is_label_output(output):  # a label map is integer already
-            conv.inference_output_type = io_type
-    data = conv.convert()
-    if io == "uint8":
-        data = pixels_as_input(data)
+    if is_quantization_aware(model):
+        conv, sha256 = int8_converter(model, context, calibration_images=calibration_images,
+                                      output=output, transpose_conv=transpose_conv)
+        if io != "float":
+            io_type = tf.uint8 if io == "uint8" else tf.int8
+            conv.inference_input_type = io_type
+            if not is_label_output(output):  # a label map is integer already
+                conv.inference_output_type = io_type
+        data = conv.convert()
+        if io == "uint8":
+            data = pixels_as_input(data)
+    else:
+        calibration, sha256 = int8_calibration(
+            model, context, calibration_images=calibration_images, output=output,
+            transpose_conv=transpose_conv)
+        data = calibration.quantized([], io, integer_output=not is_label_output(output))
     context.cache[key] = (model, (data, sha256))
     return context.cache[key][1]
 
@@ -128,27 +139,48 @@ def int8_converter(model, context: ExportContext, *, calibration_images: int, ou
     return conv, sha256
 
 
+def int8_calibration(model, context: ExportContext, *, calibration_images: int, output: str,
+                     transpose_conv: str):
+    """(the `Int8Calibration` of `model`'s int8 converter, calibration sha256), cached: the
+    plain int8 model, its per-layer report and the mixed-precision candidates come from one
+    calibration."""
+    from zoo.export.int8_calibration import Int8Calibration
+
+    key = ("int8_calibration", id(model), int(calibration_images), output, transpose_conv)
+    if key not in context.cache or context.cache[key][0] is not model:
+        conv, sha256 = int8_converter(model, context, calibration_images=calibration_images,
+                                      output=output, transpose_conv=transpose_conv)
+        context.cache[key] = (model, (Int8Calibration(conv), sha256))
+    return context.cache[key][1]
+
+
+def report_images(context: ExportContext, images: int, calibration_images: int) -> np.ndarray:
+    """The first `images` validation images of the export (calibration images when the
+    context has none): what the per-layer report and the precision search run on."""
+    source = context.validation_images
+    if source is None:
+        source = context.calibration_images(int(calibration_images))
+    return source[:int(images)]
+
+
 def int8_layer_errors(model, context: ExportContext, data: bytes, *, images: int,
                       calibration_images: int, output: str, transpose_conv: str) -> list[dict]:
     """The per-layer error report (`zoo.export.int8_report`) of the int8 file `data` on
-    `images` validation images (calibration images when the context has none); [] for 0.
-    A quantization-aware model is compared with its own fake-quantized activations, any
-    other with LiteRT's QuantizationDebugger."""
-    from zoo.export.int8_report import layer_errors, log_lines, qat_layer_errors
+    `images` report images; [] for 0. A quantization-aware model is compared with its own
+    fake-quantized activations, any other with LiteRT's QuantizationDebugger on the
+    calibration `data` was quantized from."""
+    from zoo.export.int8_report import log_lines, qat_layer_errors
     from zoo.quantize import is_quantization_aware
 
     if not images:
         return []
-    source = context.validation_images
-    if source is None:
-        source = context.calibration_images(int(calibration_images))
-    source = source[:int(images)]
+    source = report_images(context, images, calibration_images)
     if is_quantization_aware(model):
         rows = qat_layer_errors(model, data, source)
     else:
-        conv, _ = int8_converter(model, context, calibration_images=calibration_images,
-                                 output=output, transpose_conv=transpose_conv)
-        rows = layer_errors(conv, source, [layer.name for layer in model.layers])
+        calibration, _ = int8_calibration(model, context, calibration_images=calibration_images,
+                                          output=output, transpose_conv=transpose_conv)
+        rows = calibration.layer_errors(source, [layer.name for layer in model.layers])
     print(f"per-layer int8 error on {len(source)} images, worst first:")
     print("\n".join(log_lines(rows)))
     return rows
@@ -213,29 +245,37 @@ def read_metadata(path: Path) -> dict[str, str]:
 
 @dataclass
 class LiteRTInt8Options(QuantizedOptions):
-    """Full-integer TFLite (tflite-int8, edgetpu): the quantized options plus the per-layer
-    error report."""
+    """Full-integer TFLite (tflite-int8, edgetpu): the quantized options, the per-layer error
+    report and the float layers of mixed precision (`zoo.export.mixed_precision`)."""
 
     layer_report: int = option(16, "tflite-int8, edgetpu: validation images for the per-layer "
                                "int8 error report (export log, report.md, manifest); 0: none",
                                int_range(0))
+    keep_float: str | None = option(
+        None, "tflite-int8, edgetpu: regex of layer names kept in float32 (mixed precision; "
+        "the per-layer report names the layers; on the Edge TPU they run on the CPU)",
+        optional(lambda n, v: str(v)))
+    search_precision: bool = option(
+        False, "tflite-int8, edgetpu: keep a few layers in float32, chosen greedily among the "
+        "worst of the per-layer report by their measured mIoU, until the drop meets "
+        "--max-miou-drop", boolean)
 
 
 def int8_artifact(fmt: str, model, out_path: Path, context: ExportContext, *,
-                  options: LiteRTInt8Options, transpose_conv: str, keep_float: str | None = None,
-                  search_precision: bool = False) -> Artifact:
+                  options: LiteRTInt8Options, transpose_conv: str) -> Artifact:
     """The full-integer artifact of `model` (`int8_bytes`), with what `zoo.export.int8_check`
     finds in it (float tensors left fail validation; a QAT model's range sources) and the
-    per-layer error report; with `keep_float` or `search_precision`, the mixed-precision
-    model of `mixed_int8` instead (its float layers are asked for, not a defect)."""
+    per-layer error report; with the options' `keep_float` or `search_precision`, the
+    mixed-precision model of `mixed_int8` instead (its float layers are asked for, not a
+    defect)."""
     from zoo.export.int8_check import int8_facts
     from zoo.quantize import is_quantization_aware
 
     mixed = None
-    if keep_float or search_precision:
+    if options.keep_float or options.search_precision:
         data, sha256, rows, mixed = mixed_int8(
             fmt, model, context, options=options, transpose_conv=transpose_conv,
-            keep_float=keep_float, search_precision=search_precision)
+            keep_float=options.keep_float, search_precision=options.search_precision)
     else:
         data, sha256 = int8_bytes(model, context, io=options.io,
                                   calibration_images=options.calibration_images,
@@ -262,7 +302,7 @@ def mixed_int8(fmt: str, model, context: ExportContext, *, options, transpose_co
     layers (`zoo.export.mixed_precision`): those `keep_float` matches, or those the search
     keeps to meet the format's --max-miou-drop on the validation images. The record has the
     float layers, the drop before and after, and the cost: XNNPACK partitions and 1-thread
-    latency of the plain int8 model and of this one."""
+    latency of the plain int8 model and of this one, timed in turn in one run."""
     from zoo.errors import ConfigError
     from zoo.export.int8_report import log_lines
     from zoo.export.mixed_precision import MixedPrecision
@@ -276,39 +316,42 @@ def mixed_int8(fmt: str, model, context: ExportContext, *, options, transpose_co
         raise ConfigError(f"{what} needs --output logits, got {options.output}")
     if search_precision and (context.reference is None or fmt not in context.max_miou_drop):
         raise ConfigError(f"{what}: needs the exporter's validation images and --max-miou-drop")
-    conv, sha256 = int8_converter(model, context, calibration_images=options.calibration_images,
-                                  output=options.output, transpose_conv=transpose_conv)
-    source = context.validation_images
-    if source is None:
-        source = context.calibration_images(int(options.calibration_images))
-    plan = MixedPrecision(conv, source[:max(int(options.layer_report), 4)],
-                          [layer.name for layer in model.layers])
-    print("per-layer int8 error, worst first:\n" + "\n".join(log_lines(plan.rows)))
+    calibration, sha256 = int8_calibration(
+        model, context, calibration_images=options.calibration_images, output=options.output,
+        transpose_conv=transpose_conv)
+    rows = calibration.layer_errors(
+        report_images(context, max(int(options.layer_report), 4), options.calibration_images),
+        [layer.name for layer in model.layers])
+    plan = MixedPrecision(calibration, rows)
+    print("per-layer int8 error, worst first:\n" + "\n".join(log_lines(rows)))
     scratch = context.scratch / f"{fmt}_mixed.tflite"
+    drops: dict[bytes, float] = {}  # the same model is evaluated once
 
     def evaluate(data: bytes) -> float:
-        return _miou_drop(fmt, data, scratch, context)
+        if data not in drops:
+            drops[data] = _miou_drop(fmt, data, scratch, context)
+        return drops[data]
 
+    plain = plan.quantized([], options.io)
     if search_precision:
         data, record = plan.search(evaluate, context.max_miou_drop[fmt], options.io)
     else:
         nodes = plan.nodes_matching(keep_float)
-        layers = {r["tensor"]: r["layer"] for r in plan.rows}
+        layers = {r["tensor"]: r["layer"] for r in rows}
         data = plan.quantized(nodes, options.io)
         record = {"keep_float": keep_float, "float_layers": [layers[n] for n in nodes],
                   "float_tensors": nodes}
         if context.reference is not None:
-            record["drop_before_pt"] = round(evaluate(plan.quantized([], options.io)), 3)
+            record["drop_before_pt"] = round(evaluate(plain), 3)
             record["drop_after_pt"] = round(evaluate(data), 3)
-    record["cost"] = {"int8": _speed(plan.quantized([], options.io), scratch, context),
-                      "mixed": _speed(data, scratch, context)}
+    record["cost"] = _speed({"int8": plain, "mixed": data}, context)
     print(f"{fmt}: {len(record['float_layers'])} layer(s) in float32: "
           f"{', '.join(record['float_layers']) or 'none'}; XNNPACK partitions "
           f"{record['cost']['int8']['xnnpack_partitions']} -> "
           f"{record['cost']['mixed']['xnnpack_partitions']}, 1-thread latency "
           f"{record['cost']['int8']['latency_ms']:.1f} -> "
           f"{record['cost']['mixed']['latency_ms']:.1f} ms")
-    return data, sha256, plan.rows, record
+    return data, sha256, rows, record
 
 
 def _miou_drop(fmt: str, data: bytes, path: Path, context: ExportContext) -> float:
@@ -323,22 +366,22 @@ def _miou_drop(fmt: str, data: bytes, path: Path, context: ExportContext) -> flo
                     ).miou_drop_pt
 
 
-def _speed(data: bytes, path: Path, context: ExportContext, runs: int = 20) -> dict:
-    """XNNPACK partitions and median 1-thread latency (ms) of the TFLite model `data`."""
-    import time
+def _speed(models: dict[str, bytes], context: ExportContext, runs: int = 20) -> dict:
+    """XNNPACK partitions and median 1-thread latency (ms) of each TFLite model, timed in turn
+    (`zoo.bench.timing`) on one image."""
+    from zoo.bench.timing import summarize, time_interleaved
 
-    write_bytes_atomic(path, data)
-    runner = LiteRTRunner(path, threads=1)
-    image = (context.validation_images if context.validation_images is not None
-             else context.calibration_images(1))[:1]
-    runner.run(image)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        runner.run(image)
-        times.append(time.perf_counter() - start)
-    return {"xnnpack_partitions": runner.delegate_report()["xnnpack_partitions"],
-            "latency_ms": round(float(np.median(times)) * 1000.0, 2)}
+    image = report_images(context, 1, 1)
+    runners = {}
+    for name, data in models.items():
+        path = context.scratch / f"speed_{name}.tflite"
+        write_bytes_atomic(path, data)
+        runners[name] = LiteRTRunner(path, threads=1)
+    samples = time_interleaved({name: (lambda r=r: r.run(image)) for name, r in runners.items()},
+                               runs=runs, warmup=2)
+    return {name: {"xnnpack_partitions": r.delegate_report()["xnnpack_partitions"],
+                   "latency_ms": round(summarize(samples[name])["median_ms"], 2)}
+            for name, r in runners.items()}
 
 
 def litert_artifact(fmt: str, data: bytes, out_path: Path, context: ExportContext, *,

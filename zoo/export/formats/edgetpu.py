@@ -73,7 +73,7 @@ class EdgeTPUOptions(LiteRTInt8Options):
 def op_report(path: Path) -> dict:
     """Each op of an int8 .tflite checked against the Edge TPU table, in execution order.
 
-    Returns ``{"ops": [{"index", "op", "where", "reason"}], "first_unmapped", "mapped",
+    Returns ``{"ops": [{"index", "op", "where", "reason", "tensor"}], "first_unmapped", "mapped",
     "cpu", "cautions", "summary"}`` where ``where`` is "edgetpu" or "cpu".
     """
     runner = LiteRTRunner(path)
@@ -88,8 +88,9 @@ def op_report(path: Path) -> dict:
             reason = f"after the first unmapped op (#{first_unmapped}): one mapped segment only"
         if op in CAUTION and _cautious(op, details[index], tensors):
             cautions.setdefault(op, []).append(f"#{index}")
+        outputs = [tensors[int(t)]["name"] for t in details[index]["outputs"] if int(t) in tensors]
         ops.append({"index": index, "op": op, "where": "cpu" if reason else "edgetpu",
-                    "reason": reason})
+                    "reason": reason, "tensor": outputs[0] if outputs else ""})
     mapped = sum(o["where"] == "edgetpu" for o in ops)
     summary = f"{mapped} of {len(ops)} ops map to the Edge TPU"
     if first_unmapped is not None:
@@ -146,6 +147,23 @@ def compile_with_edgetpu_compiler(path: Path, out_dir: Path) -> dict:
             "message": f"edgetpu_compiler exit {proc.returncode}", "log": log[-4000:]}
 
 
+def float_layers_on_cpu(report: dict, mixed: dict) -> dict:
+    """What mixed precision costs on the Edge TPU: which kept float layers fall back to the
+    CPU (any float32 op does) and how many int8 ops after the first of them go with it (the
+    compiler maps one segment)."""
+    tensors = set(mixed["float_tensors"])
+    layers = dict(zip(mixed["float_tensors"], mixed["float_layers"], strict=True))
+    cpu = [o for o in report["ops"] if o["where"] == "cpu"]
+    on_cpu = list(dict.fromkeys(layers[o["tensor"]] for o in cpu if o["tensor"] in tensors))
+    float_ops = [o for o in cpu if o["reason"].startswith(f"{o['op']} has a float32 tensor")]
+    summary = (f"{len(on_cpu)} of {len(layers)} kept float layer(s) run on the CPU"
+               f"{': ' + ', '.join(on_cpu) if on_cpu else ''}; {report['cpu']} of "
+               f"{len(report['ops'])} ops on the CPU in all, {len(float_ops)} of them float32")
+    return {"float_layers_on_cpu": on_cpu, "ops_on_cpu": report["cpu"],
+            "float_ops_on_cpu": len(float_ops), "first_cpu_op": report["first_unmapped"],
+            "summary": summary}
+
+
 def report_section(entry: dict) -> list[str]:
     """report.md's Edge TPU section for one manifest entry: the summary, the compiler's word,
     cautions and the ops left on the CPU with the reason."""
@@ -153,6 +171,9 @@ def report_section(entry: dict) -> list[str]:
     lines = ["", f"## Edge TPU ({entry['file']})", "", report["summary"] + ".",
              entry["details"].get("compiler", {}).get("message", ""), ""]
     lines += [f"- caution: {c}" for c in report["cautions"]]
+    mixed = entry["details"].get("mixed_precision", {}).get("edgetpu")
+    if mixed:
+        lines += [f"- mixed precision: {mixed['summary']}"]
     lines += ["", *report_lines("edgetpu", entry["details"].get("layer_errors", []),
                                 entry["details"].get("layer_error_kind", "local"))]
     cpu = [o for o in report["ops"] if o["where"] == "cpu"]
@@ -176,6 +197,10 @@ def convert(model, out_path: Path, options: EdgeTPUOptions, context: ExportConte
     report = op_report(out_path)
     compiler = compile_with_edgetpu_compiler(out_path, context.scratch)
     print(f"edgetpu: {report['summary']}; {compiler['message']}")
+    mixed = artifact.details.get("mixed_precision")
+    if mixed:
+        mixed["edgetpu"] = float_layers_on_cpu(report, mixed)
+        print(f"edgetpu: {mixed['edgetpu']['summary']}")
     artifact.ops = [o["op"] for o in report["ops"]]
     artifact.details.update(report=report, compiler=compiler)
     return artifact

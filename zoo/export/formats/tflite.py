@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from zoo.checks import boolean, optional
 from zoo.export.artifact import Artifact
 from zoo.export.context import ExportContext
 from zoo.export.format import FLOAT16, FLOAT32, INT8, register_format
@@ -51,13 +50,6 @@ class Int8Options(LiteRTInt8Options):
 
     transpose_conv: str = option("depth-to-space", TRANSPOSE_CONV_HELP,
                                  choice(*TRANSPOSE_CONV_MODES))
-    keep_float: str | None = option(
-        None, "tflite-int8: regex of layer names kept in float32 (mixed precision; the "
-        "per-layer report names the layers)", optional(lambda n, v: str(v)))
-    search_precision: bool = option(
-        False, "tflite-int8: keep a few layers in float32, chosen greedily among the worst of "
-        "the per-layer report by their measured mIoU, until the drop meets --max-miou-drop",
-        boolean)
 
 
 def _float(fmt: str, model, out_path: Path, options: FloatOptions, context: ExportContext, *,
@@ -112,8 +104,6 @@ def convert_int8(model, out_path: Path, options: Int8Options, context: ExportCon
                  ) -> Artifact:
     """Full-integer int8 with uint8, int8 or float I/O, calibrated on training images."""
     artifact = int8_artifact("tflite-int8", model, out_path, context, options=options,
-                             transpose_conv=options.transpose_conv,
-                             keep_float=options.keep_float,
-                             search_precision=options.search_precision)
+                             transpose_conv=options.transpose_conv)
     _note_transpose_conv(artifact, options)
     return artifact
