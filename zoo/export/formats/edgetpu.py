@@ -50,6 +50,10 @@ UNSUPPORTED_ADVICE = {
     "SHAPE": "dynamic shape: export with a static batch-1 signature",
     "ARG_MAX": "ARG_MAX is not in the Edge TPU op table: with a label output the argmax and "
                "the ops after it run on the CPU, at the head's resolution with labels-nearest",
+    "DEPTH_TO_SPACE": "DEPTH_TO_SPACE is not in the Edge TPU op table: a quantization-aware run "
+                      "trains transposed convs as 1x1 conv + depth-to-space, so its decoder "
+                      "runs on the CPU; for the Edge TPU use a resize decoder "
+                      "(mobilenet_edgetpu_unet, upsample='resize') or PTQ of the float run",
 }
 
 # Ops the table lists but upstream reports show left on the CPU or slow, depending on size.
