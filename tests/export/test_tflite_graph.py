@@ -35,6 +35,16 @@ def test_transposed_convs_become_depth_to_space_with_the_same_outputs(images):
     ref = np.asarray(model(x))
     assert np.abs(ref).max() > 0.1
     np.testing.assert_allclose(np.asarray(graph(x)), ref, atol=2e-5 * np.abs(ref).max())
+    # Asked again: the same graph (one SavedModel for float and int8), until a transpose's
+    # weights change, then a new graph with the new weights.
+    assert depth_to_space_transposes(model) is graph
+    transpose = next(layer for layer in model.layers
+                     if isinstance(layer, keras.layers.Conv2DTranspose))
+    transpose.set_weights([2 * w for w in transpose.get_weights()])
+    changed = depth_to_space_transposes(model)
+    assert changed is not graph and depth_to_space_transposes(model) is changed
+    ref = np.asarray(model(x))
+    np.testing.assert_allclose(np.asarray(changed(x)), ref, atol=2e-5 * np.abs(ref).max())
 
 
 def test_bias_free_and_activated_transposes_are_rewritten_exactly():

@@ -23,6 +23,8 @@ Hard-swish (int8 only): see `zoo.export.int8_graph`.
 
 from __future__ import annotations
 
+import weakref
+
 import keras
 import numpy as np
 
@@ -76,11 +78,28 @@ def _is_shuffle_transpose(layer) -> bool:
             and layer.output_padding is None and layer.data_format == "channels_last")
 
 
+# model -> (its depth-to-space graph, [(layer, its weights)] of the transposes and the layers
+# that replace them): asked again, the same graph while none of them changed, so the float and
+# int8 graphs of a model without hard-swish are one object and the TFLite variants of an
+# export convert one SavedModel (`tflite_convert.saved_model` caches by graph).
+_GRAPHS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _unchanged(layers: list) -> bool:
+    return all(len(weights) == len(layer.weights) and all(
+        np.array_equal(w, v) for w, v in zip(weights, layer.get_weights(), strict=True))
+        for layer, weights in layers)
+
+
 def depth_to_space_transposes(model):
     """`model` with every 2x2 stride-2 Conv2DTranspose replaced by `DepthToSpaceUpsample`
-    carrying its weights; other layers are shared. Returns `model` itself when it has none."""
+    carrying its weights; other layers are shared. Returns `model` itself when it has none.
+    Asked again for the same model, the same graph, unless a transpose's weights changed."""
     if not any(_is_shuffle_transpose(layer) for layer in model.layers):
         return model
+    cached = _GRAPHS.get(model)
+    if cached is not None and _unchanged(cached[1]):
+        return cached[0]
     made = []
 
     def clone(layer):
@@ -94,6 +113,7 @@ def depth_to_space_transposes(model):
     graph = keras.models.clone_model(model, clone_function=clone)
     for new, old in made:
         new.set_from_transpose(old)
+    _GRAPHS[model] = (graph, [(layer, layer.get_weights()) for pair in made for layer in pair])
     return graph
 
 
