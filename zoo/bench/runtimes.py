@@ -139,6 +139,8 @@ def prepare(model, runtime: str, folder: Path, context, stem: str = "model",
     accepted = set(fmt.option_names())
     given = {"calibration_images": BENCH_CALIBRATION_IMAGES} if (
         "calibration_images" in accepted) else {}
+    if "layer_report" in accepted:  # the per-layer int8 error report: no figure of a benchmark
+        given["layer_report"] = 0
     given.update({k: v for k, v in (export_options or {}).items() if k in accepted})
     artifact = fmt.convert(model, folder / f"{stem}{fmt.suffix}", parse_options(fmt, given),
                            context)
