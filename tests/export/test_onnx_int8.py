@@ -45,3 +45,17 @@ def test_label_output_and_calibration_hash(format_contract):
     float_hash = format_contract("onnx-int8", output="labels",
                                  calibration_images=4).artifact.calibration_sha256
     assert float_hash != artifact.calibration_sha256  # another calibration set, another hash
+
+
+def test_reduce_range_writes_7_bit_weights_that_pass_the_gate(format_contract):
+    contract = format_contract("onnx-int8", calibration_images=8, reduce_range=True)
+    artifact = contract.artifact
+    assert artifact.details["weights"].startswith("int7")
+    graph = onnx.load(str(artifact.path)).graph
+    values = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    producers = {o: n for n in graph.node for o in n.output}
+    kernels = [values[producers[n.input[1]].input[0]] for n in graph.node
+               if n.op_type in ("Conv", "ConvTranspose")]
+    assert kernels and all(k.dtype == np.int8 for k in kernels)
+    assert max(int(np.abs(k.astype(np.int16)).max()) for k in kernels) <= 64
+    assert min(int(np.abs(k.astype(np.int16)).max()) for k in kernels) >= 32  # range used
