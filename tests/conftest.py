@@ -14,22 +14,27 @@ from PIL import Image  # noqa: E402
 
 # `make test` runs the suite on two pytest-xdist workers (`-n 2`); each worker is a session of
 # its own. A test file is one unit of work, run whole by one worker, so its module-scoped
-# conversions happen once; the files below share session-cached format contracts
-# (tests/export/conftest.py) and are one unit; the longest units are handed out first, so that
-# neither worker is left with one of them at the end. Only the schedule: every test runs.
-SHARED_CONTRACTS = ("export/test_tflite.py", "export/test_tflite_metadata.py",
-                    "export/test_edgetpu.py")
+# conversions happen once; the files of a shared unit below share session-scoped fixtures (the
+# format contracts of tests/export/conftest.py, the grid of tests/bench/conftest.py) and are one
+# unit; the longest units are handed out first, so that neither worker is left with one of them
+# at the end. Only the schedule: every test runs.
+SHARED_UNITS = {
+    "contracts": ("export/test_tflite.py", "export/test_tflite_metadata.py",
+                  "export/test_edgetpu.py"),
+    "bench": ("bench/test_bench.py", "bench/test_targets.py"),
+}
 LONGEST_FIRST = ("export/test_coreml.py", "contracts", "export/test_int8_graph.py",
-                 "export/test_exporter.py", "train/test_loop.py", "export/test_outputs.py",
-                 "compress/test_qat.py", "test_weights.py", "bench/test_bench.py",
-                 "export/test_int8_report.py", "heads/test_heads.py",
-                 "backbones/test_backbones.py", "bench/test_targets.py")
+                 "export/test_exporter.py", "export/test_outputs.py", "compress/test_qat.py",
+                 "export/test_int8_report.py", "train/test_loop.py", "bench", "test_weights.py",
+                 "heads/test_heads.py", "backbones/test_backbones.py",
+                 "export/test_int8_calibration.py", "export/test_tflite_graph.py")
+UNIT_OF = {name: unit for unit, names in SHARED_UNITS.items() for name in names}
 
 
 def work_unit(nodeid: str) -> str:
-    """The unit of work of a test: its file under tests/, or "contracts"."""
+    """The unit of work of a test: its file under tests/, or its shared unit's name."""
     name = nodeid.split("::")[0].removeprefix("tests/")
-    return "contracts" if name in SHARED_CONTRACTS else name
+    return UNIT_OF.get(name, name)
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -18,13 +18,8 @@ from zoo.errors import ConfigError
 
 SMALL = dict(archs="mobileunet", alphas=0.25, sizes=64, runtimes="tflite,onnx", threads=1,
              runs=3, warmup=1, peak_size=256, progress=False)
-
-
-@pytest.fixture(scope="module")
-def grid_out(tmp_path_factory):
-    out = tmp_path_factory.mktemp("grid")
-    result = grid(**SMALL, out=str(out), checkpoints=str(out / "no-runs"))
-    return out, result
+# `grid_out` (tests/bench/conftest.py): a grid of 6 cells, shared with test_targets.py.
+CELLS = 6
 
 
 def _rows(path):
@@ -34,12 +29,12 @@ def _rows(path):
 
 def test_grid_writes_csv_json_markdown_and_plots(grid_out):
     out, result = grid_out
-    assert result["measured"] == 2 and result["skipped"] == 0
+    assert result["measured"] == CELLS and result["skipped"] == 0
     for name in ("grid.csv", "grid.json", "grid.md", "peak.json", "pareto.png",
-                 "heatmap_tflite_t1.png", "heatmap_onnx_t1.png"):
+                 "heatmap_tflite_t1.png", "heatmap_onnx_t1.png", "heatmap_tflite-int8_t2.png"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     payload = json.loads((out / "grid.json").read_text())
-    assert {r["runtime"] for r in payload["rows"]} == {"tflite", "onnx"}
+    assert {r["runtime"] for r in payload["rows"]} == {"tflite", "tflite-int8", "onnx"}
     assert "tflite-fp32/onnxruntime" in payload["ratios"]
     assert "| mobileunet | 0.25 | 64 | 1 | onnx |" in (out / "grid.md").read_text()
 
@@ -47,7 +42,7 @@ def test_grid_writes_csv_json_markdown_and_plots(grid_out):
 def test_grid_values_are_positive_and_finite(grid_out):
     out, _ = grid_out
     rows = _rows(out / "grid.csv")
-    assert len(rows) == 2
+    assert len(rows) == CELLS
     for row in rows:
         assert row["status"] == "ok"
         for field in ("median_ms", "p90_ms", "params", "macs", "artifact_bytes", "gflops",
@@ -60,7 +55,7 @@ def test_grid_values_are_positive_and_finite(grid_out):
     assert int(tflite["xnnpack_partitions"]) >= 1
 
 
-def test_resumed_grid_skips_finished_cells(grid_out, monkeypatch):
+def test_resumed_grid_skips_finished_cells(grid_out, grid_args, monkeypatch):
     out, _ = grid_out
     before = (out / "grid.csv").read_text()
 
@@ -69,8 +64,8 @@ def test_resumed_grid_skips_finished_cells(grid_out, monkeypatch):
 
     monkeypatch.setattr(grid_module, "prepare", no_conversion)
     monkeypatch.setattr(grid_module, "time_interleaved", no_conversion)
-    result = grid(**SMALL, out=str(out), checkpoints=str(out / "no-runs"))
-    assert result["measured"] == 0 and result["skipped"] == 2
+    result = grid(**grid_args, out=str(out), checkpoints=str(out / "no-runs"))
+    assert result["measured"] == 0 and result["skipped"] == CELLS
     assert (out / "grid.csv").read_text() == before
 
 
@@ -93,9 +88,9 @@ def test_split_encoder_is_faster_than_full_model(tmp_path):
 
 
 def test_ops_profile_by_prefixes(tmp_path):
-    result = ops(arch="mobileunet", alpha=0.25, size=64, threads=1, runs=3, warmup=1, every=16,
+    result = ops(arch="mobileunet", alpha=0.25, size=64, threads=1, runs=3, warmup=1, every=23,
                  out=str(tmp_path), progress=False)
-    assert len(result["segments"]) == 3  # 46 units in groups of 16
+    assert len(result["segments"]) == 2  # 46 units in groups of 23: a prefix, then the model
     assert result["total_ms"] > 0 and math.isfinite(result["total_ms"])
     assert sum(r["ms"] for r in result["segments"]) == pytest.approx(result["total_ms"])
     assert {"TRANSPOSE_CONV", "DEPTHWISE_CONV_2D", "RESIZE_BILINEAR"} <= set(result["per_op_ms"])

@@ -9,7 +9,6 @@ import re
 import pytest
 
 from zoo.bench.__main__ import main
-from zoo.bench.grid import grid
 from zoo.bench.results import GRID_FIELDS
 from zoo.bench.targets import (
     INT8_OVER_FP32_MAX,
@@ -146,15 +145,6 @@ def test_bad_results_are_one_line_errors_and_write_nothing(tmp_path, monkeypatch
     err = capsys.readouterr().err.strip()
     assert exit_info.value.code == 2 and "\n" not in err and str(missing) in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["grid.csv", "other.csv"]
-
-
-@pytest.fixture(scope="module")
-def grid_out(tmp_path_factory):
-    out = tmp_path_factory.mktemp("targets")
-    result = grid(archs="mobileunet", alphas=0.25, sizes=64, runtimes="tflite,tflite-int8,onnx",
-                  threads="1,2", runs=3, warmup=1, peak_size=256, progress=False, out=str(out),
-                  checkpoints=str(out / "no-runs"))
-    return out, result
 
 
 def _figure_cells(text):
