@@ -36,7 +36,6 @@ import keras
 import numpy as np
 
 from zoo.compress import register_method
-from zoo.errors import ConfigError
 from zoo.export.int8_graph import DecomposedHardSwish
 from zoo.export.tflite_graph import DepthToSpaceUpsample, tflite_graph
 from zoo.quantize import (
@@ -269,11 +268,9 @@ def calibrate(qat: keras.Model, images: np.ndarray, batch_size: int = 8) -> None
         quantizer.set_range(lo, hi)
 
 
-@register_method("qat", lr_scale=0.1)
-def qat_method(model, images: np.ndarray, argument: str | None = None):
+@register_method("qat", lr_scale=0.1, stage=3)
+def qat_method(model, data, value=None):
     """Quantization-aware training: fake int8 on the int8 graph, BN folded, ranges learned."""
-    if argument:
-        raise ConfigError(f"--method qat takes no argument, got qat:{argument}")
-    qat, rewrite = quantization_aware(model, images)
+    qat, rewrite = quantization_aware(model, data.train_images)
     return qat, {"folded_batchnorm": len(rewrite.folded), "unfolded_batchnorm": rewrite.unfolded,
                  "activation_quantizers": len(rewrite.quantizers)}

@@ -1,5 +1,6 @@
 """A compression run: read a trained run, rewrite its model with each method in turn, and
-fine-tune the result as a new run folder (the parent is never modified).
+fine-tune the result as a new run folder (the parent is never modified); a chain of methods
+fine-tunes after each one, each stage a run folder whose parent is the stage before.
 
 Example::
 
@@ -19,32 +20,45 @@ from dataclasses import replace
 from pathlib import Path
 
 from zoo import checks
-from zoo.compress import METHODS
+from zoo.compress import METHODS, CompressData
 from zoo.config import CompressConfig, load_config
 from zoo.errors import ConfigError
+from zoo.files import write_text_atomic
 from zoo.registry import UnknownNameError
 from zoo.runs import CHECKPOINTS_DIR, resolve_run
 
 CALIBRATION_IMAGES = 64  # training images that set the starting ranges (QAT) or statistics
+VALIDATION_IMAGES = 32  # validation images of a sensitivity scan (pruning)
 
 
-def parse_methods(method) -> list[tuple[str, str | None]]:
-    """``"prune:0.75,cluster:16"`` -> [("prune", "0.75"), ("cluster", "16")], every name
-    registered."""
+def parse_methods(method) -> list[tuple[str, str | None, object]]:
+    """``"prune:0.75,cluster:16"`` -> [("prune", "0.75", 0.75), ("cluster", "16", 16)]: every
+    name registered, every argument valid, stages in increasing order."""
     text = ",".join(method) if isinstance(method, list | tuple) else str(method or "")
     parts = [p.strip() for p in text.split(",") if p.strip()]
     if not parts:
         raise ConfigError(f"--method: expected one or more of {', '.join(METHODS.list())} "
                           f"(comma-separated), got {method!r}")
-    parsed = []
+    parsed, previous = [], None
     for part in parts:
-        name, _, argument = part.partition(":")
+        name, colon, argument = part.partition(":")
         try:
-            METHODS.get(name)
+            spec = METHODS.get(name)
         except UnknownNameError as exc:
             raise ConfigError(f"--method: {exc}") from None
-        parsed.append((name, argument or None))
+        argument = argument if colon else None
+        value = spec.parse(argument)
+        if previous is not None and spec.stage <= METHODS.get(previous).stage:
+            raise ConfigError(f"--method: {name} cannot follow {previous}; chain them in the "
+                              f"order {', '.join(order())}, each at most once")
+        parsed.append((name, argument, value))
+        previous = name
     return parsed
+
+
+def order() -> list[str]:
+    """Method names in the order a chain applies them."""
+    return sorted(METHODS.list(), key=lambda n: (METHODS.get(n).stage, n))
 
 
 def parent_epochs(run_dir: Path) -> int:
@@ -57,9 +71,11 @@ def parent_epochs(run_dir: Path) -> int:
 
 def compress(run, method, epochs=None, lr=None, checkpoints_dir=CHECKPOINTS_DIR,
              verbose: int | None = None) -> Path:
-    """Compress run `run` with `method` (see `parse_methods`) and fine-tune for `epochs`
-    (default: a fifth of the parent's, at least 1); returns the new run folder. Every
-    argument is checked, and the parent's checkpoint loaded, before anything is written."""
+    """Compress run `run` with `method` (see `parse_methods`), each method in turn fine-tuned
+    for `epochs` (default: a fifth of the first parent's, at least 1) as its own run folder
+    whose parent is the previous one (Deep Compression retrains after pruning and again after
+    weight sharing); returns the last run folder. Every argument is checked, and the parent's
+    checkpoint loaded, before anything is written."""
     from zoo.data import load_split_arrays, spec_from_dict
     from zoo.export.exporter import load_checkpoint
     from zoo.train.loop import finetune
@@ -73,29 +89,56 @@ def compress(run, method, epochs=None, lr=None, checkpoints_dir=CHECKPOINTS_DIR,
     except ConfigError as exc:
         raise ConfigError(f"--run: {exc}") from None
     cfg = load_config(run_dir / "config.yaml")
+    _check_chain(cfg.compress.methods, methods)
     try:
         model = load_checkpoint(run_dir / "best.keras")
     except ConfigError as exc:
         raise ConfigError(f"--run: {exc}") from None
     epochs = epochs or max(1, parent_epochs(run_dir) // 5)
     spec = spec_from_dict(cfg.data.spec)
-    images = load_split_arrays(spec, cfg.data.train_split, tuple(cfg.model.input_size),
-                               limit=CALIBRATION_IMAGES, check=False)[0]
-    records, scale = [], 1.0
-    for name, argument in methods:
+    size = tuple(cfg.model.input_size)
+    train_images = load_split_arrays(spec, cfg.data.train_split, size,
+                                     limit=CALIBRATION_IMAGES, check=False)[0]
+    val_images, val_masks = load_split_arrays(spec, cfg.data.val_split, size,
+                                              limit=VALIDATION_IMAGES, check=False)
+    for i, (name, argument, value) in enumerate(methods):
+        data = CompressData(train_images, val_images, val_masks, spec.num_classes,
+                            spec.ignore_index, batch_size=cfg.train.batch_size)
         spec_ = METHODS.get(name)
-        model, record = spec_.apply(model, images, argument)
-        records.append({"method": name if argument is None else f"{name}:{argument}",
-                        **record})
-        scale = min(scale, spec_.lr_scale)
-    names = [r["method"] for r in records]
-    for record in records:
-        print(f"{record['method']}: " + ", ".join(f"{k} {v}" for k, v in record.items()
-                                                   if k != "method"))
-    new = replace(
-        cfg, run_id="",
-        train=replace(cfg.train, epochs=epochs, lr=lr or cfg.train.lr * scale, warmup_epochs=0,
-                      schedule="cosine", early_stopping=None),
-        compress=CompressConfig(parent=run_dir.name,
-                                methods=[*cfg.compress.methods, *names]))
-    return finetune(new, model, Path(checkpoints_dir), verbose=verbose)
+        model, record = spec_.apply(model, data, value)
+        label = name if argument is None else f"{name}:{argument}"
+        record = {"method": label, **record}
+        print(f"{label}: " + ", ".join(f"{k} {v}" for k, v in record.items()
+                                       if k != "method" and not isinstance(v, list | dict)))
+        history = _history(run_dir)
+        data.files["compress.json"] = _writer(json.dumps([*history, record], indent=2))
+        new = replace(
+            cfg, run_id="",
+            train=replace(cfg.train, epochs=epochs, lr=lr or cfg.train.lr * spec_.lr_scale,
+                          warmup_epochs=0, schedule="cosine", early_stopping=None),
+            compress=CompressConfig(parent=run_dir.name,
+                                    methods=[*cfg.compress.methods, label]))
+        run_dir = finetune(new, model, Path(checkpoints_dir), verbose=verbose,
+                           files=data.files)
+        cfg = load_config(run_dir / "config.yaml")
+        if i < len(methods) - 1:
+            model = load_checkpoint(run_dir / "best.keras")
+    return run_dir
+
+
+def _check_chain(done: list[str], methods) -> None:
+    """The run's own methods and the new ones make one valid chain."""
+    if done:
+        parse_methods([*done, *(n if a is None else f"{n}:{a}" for n, a, _ in methods)])
+
+
+def _history(run_dir: Path) -> list[dict]:
+    path = run_dir / "compress.json"
+    return json.loads(path.read_text()) if path.is_file() else []
+
+
+def _writer(text: str):
+    def write(path: Path) -> None:
+        write_text_atomic(path, text)
+
+    return write

@@ -54,7 +54,10 @@ class FormatSpec:
     benchmarks time when it differs from the validating one (Core ML: validated in the NumPy
     interpreter, timed in Core ML itself); `learned_ranges` says the format converts a
     quantization-aware model (`compress.py --method qat`) with the ranges it learned, and a
-    QAT run exports to those formats only."""
+    QAT run exports to those formats only. `read_weights(path) -> {name: array}` reads back
+    the artifact's constant weight tensors decoded to dense arrays (what the runtime computes
+    with: palettes looked up, sparse tensors filled, int8 kept as stored), for the weight-size
+    report."""
 
     name: str
     options_cls: type
@@ -67,6 +70,7 @@ class FormatSpec:
     report_section: Callable[[dict], list[str]] | None = None
     speed_runtime: str | None = None
     learned_ranges: bool = False  # converts a quantization-aware model with its learned ranges
+    read_weights: Callable[[Any], dict[str, Any]] | None = None
 
     def option_names(self) -> list[str]:
         return [f.name for f in dataclasses.fields(self.options_cls)]
@@ -76,8 +80,8 @@ def register_format(name: str, options_cls: type, *, suffix: str, runtime: str,
                     tolerance: Tolerance = FLOAT32, tools: tuple[str, ...] = (),
                     read_metadata: Callable[[Any], dict[str, str]] | None = None,
                     report_section: Callable[[dict], list[str]] | None = None,
-                    speed_runtime: str | None = None, learned_ranges: bool = False
-                    ) -> Callable:
+                    speed_runtime: str | None = None, learned_ranges: bool = False,
+                    read_weights: Callable[[Any], dict[str, Any]] | None = None) -> Callable:
     """Decorator registering `convert(model, out_path, options, context) -> Artifact`."""
 
     def decorator(fn: Callable) -> Callable:
@@ -85,7 +89,7 @@ def register_format(name: str, options_cls: type, *, suffix: str, runtime: str,
             name=name, options_cls=options_cls, convert=fn, suffix=suffix, runtime=runtime,
             tolerance=tolerance, tools=tuple(tools), read_metadata=read_metadata,
             report_section=report_section, speed_runtime=speed_runtime,
-            learned_ranges=learned_ranges))
+            learned_ranges=learned_ranges, read_weights=read_weights))
         return fn
 
     return decorator

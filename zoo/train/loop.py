@@ -132,10 +132,11 @@ def train(cfg: RunConfig, checkpoints_dir: Path = CHECKPOINTS_DIR, verbose: int 
 
 
 def finetune(cfg: RunConfig, model: keras.Model, checkpoints_dir: Path = CHECKPOINTS_DIR,
-             verbose: int | None = None) -> Path:
+             verbose: int | None = None, files: dict | None = None) -> Path:
     """Train `model` (a run's model rewritten by `zoo.compress`) as a new run of `cfg`, whose
     `compress` section names the parent run and the methods. The run folder keeps the model
-    fine-tuning starts from as init.keras, so the run resumes like any other."""
+    fine-tuning starts from as init.keras, so the run resumes like any other; `files` maps
+    extra file names to writers of them (a method's scan, its plot, compress.json)."""
     cfg = check_config(cfg)
     checkpoints_dir = folder("checkpoints_dir", checkpoints_dir)
     spec = spec_from_dict(cfg.data.spec)
@@ -145,6 +146,10 @@ def finetune(cfg: RunConfig, model: keras.Model, checkpoints_dir: Path = CHECKPO
     cfg = replace(cfg, run_id=run_dir.name)
     save_model_atomic(model, run_dir / "init.keras")
     save_config(cfg, run_dir / "config.yaml")
+    for name, write in (files or {}).items():
+        write(run_dir / name)
+    for name, write in (files or {}).items():
+        write(run_dir / name)
     return _fit(cfg, spec, scans, class_weights, run_dir, resume_from=None, verbose=verbose)
 
 
@@ -197,6 +202,8 @@ def _build(cfg: RunConfig) -> keras.Model:
 
 def _fit(cfg: RunConfig, spec, scans, class_weights, run_dir: Path, resume_from: dict | None,
          verbose: int | None) -> Path:
+    from zoo.compress.keep import first_final_epoch, keep_constraints
+
     t0 = time.time()
     policy = keras.mixed_precision.global_policy().name
     # clear_session() resets the global dtype policy too: set it afterwards.
@@ -218,6 +225,7 @@ def _fit(cfg: RunConfig, spec, scans, class_weights, run_dir: Path, resume_from:
                 model = (keras.saving.load_model(run_dir / "init.keras", compile=False)
                          if cfg.compress.methods else _build(cfg))
                 _compile(model, cfg, spec, class_weights, steps)
+            kept = keep_constraints(model, cfg.compress.methods, run_dir)
         train_ds = make_dataset(spec, cfg.data.train_split, size, batch,
                                 augment=cfg.data.augment, shuffle=True,
                                 seed=cfg.train.seed + initial_epoch, repeat=True,
@@ -228,13 +236,14 @@ def _fit(cfg: RunConfig, spec, scans, class_weights, run_dir: Path, resume_from:
         bn_count = cfg.train.precise_bn_images
         bn_images = load_split_arrays(spec, cfg.data.train_split, size, limit=bn_count,
                                       check=False)[0] if bn_count else None
-        checkpoint = RunCheckpoint(run_dir)
+        checkpoint = RunCheckpoint(run_dir, final_from=lambda: first_final_epoch(kept))
         if resume_from:
             checkpoint.best = float(resume_from["best"])
             checkpoint.best_epoch = int(resume_from["best_epoch"])
         if resume_from:
             _truncate_log(run_dir / "log.csv", initial_epoch)
         callbacks = [  # the log row is written before the checkpoint that makes it final
+            *kept,
             *([PreciseBatchNorm(bn_images)] if bn_count else []),
             keras.callbacks.CSVLogger(str(run_dir / "log.csv"), append=True),
             checkpoint,
