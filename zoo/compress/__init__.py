@@ -8,8 +8,8 @@ Example::
 
 Each method module registers itself with `register_method` and is imported here, so adding a
 method is adding one file; `run.py` (the fine-tuning runs), `cli.py` (compress.py) and
-`keep.py` (the constraints every later fine-tuning keeps) are the only modules of this folder
-that are not methods.
+`keep.py` (the constraints every later fine-tuning keeps) and `fold.py` (BatchNorm folding)
+are the only modules of this folder that are not methods.
 
 A method declares:
 
@@ -40,7 +40,7 @@ import numpy as np
 from zoo.registry import Registry
 
 METHODS = Registry("compression method")
-NOT_METHODS = ("cli", "run", "keep")
+NOT_METHODS = ("cli", "run", "keep", "fold")
 
 
 def _no_argument(name: str) -> Callable[[str | None], None]:

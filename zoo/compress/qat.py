@@ -36,6 +36,7 @@ import keras
 import numpy as np
 
 from zoo.compress import register_method
+from zoo.compress.fold import graph_links, operations, plan_folding, set_folded
 from zoo.export.int8_graph import DecomposedHardSwish
 from zoo.export.tflite_graph import DepthToSpaceUpsample, tflite_graph
 from zoo.quantize import (
@@ -60,18 +61,6 @@ class Rewrite:
     folded: list[str] = field(default_factory=list)      # BatchNorm layers folded
     unfolded: list[str] = field(default_factory=list)    # BatchNorm layers kept (no conv before)
     quantizers: list[str] = field(default_factory=list)  # ActivationQuantizer names
-
-
-def _graph_links(model) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
-    """(parents, readers): operation name -> names of the operations it reads / that read it."""
-    parents, readers = {}, {}
-    for nodes in model._nodes_by_depth.values():
-        for node in nodes:
-            name = node.operation.name
-            parents[name] = [p.operation.name for p in node.parent_nodes]
-            for p in parents[name]:
-                readers.setdefault(p, []).append(name)
-    return parents, readers
 
 
 def _is_fusable_relu(op) -> bool:
@@ -109,35 +98,6 @@ def _quantized_conv(layer):
     return None
 
 
-def _conv_weights(layer) -> tuple[np.ndarray, np.ndarray]:
-    """(kernel, bias) of a conv layer, its 1x1 conv for `DepthToSpaceUpsample`."""
-    inner = layer.conv if isinstance(layer, DepthToSpaceUpsample) else layer
-    kernel, *bias = inner.get_weights()
-    out = kernel.shape[-1] if not isinstance(inner, keras.layers.DepthwiseConv2D) \
-        else kernel.shape[2] * kernel.shape[3]
-    return kernel, (bias[0] if bias else np.zeros(out, kernel.dtype))
-
-
-def _fold(kernel: np.ndarray, bias: np.ndarray, bn, *, shift: bool, depthwise: bool,
-          repeat: int) -> tuple[np.ndarray, np.ndarray]:
-    """`kernel`, `bias` with `bn` folded in (its shift only when `shift`); `repeat` copies of
-    the BN's channels per output channel block (4 for a depth-to-space conv)."""
-    weights = dict(zip([w.path.split("/")[-1] for w in bn.weights], bn.get_weights(),
-                       strict=True))
-    n = weights["moving_mean"].shape[0]
-    gamma = weights.get("gamma", np.ones(n, np.float32))
-    beta = weights.get("beta", np.zeros(n, np.float32))
-    scale = gamma / np.sqrt(weights["moving_variance"] + bn.epsilon)
-    offset = beta - weights["moving_mean"] * scale
-    scale, offset = np.tile(scale, repeat), np.tile(offset, repeat)
-    if depthwise:  # kernel (kh, kw, C, multiplier): output channel c * multiplier + m
-        kernel = kernel * scale.reshape(kernel.shape[2], kernel.shape[3])
-    else:
-        kernel = kernel * scale
-    return kernel.astype(np.float32), (bias * scale + (offset if shift else 0.0)).astype(
-        np.float32)
-
-
 def _op_by_op(op, args, quantizer):
     """The layers that become several TFLite ops, written op by op with a quantizer on each
     inner tensor (the int8 model quantizes each); None for any other layer."""
@@ -166,30 +126,12 @@ def quantization_aware(model, images: np.ndarray | None = None, batch_size: int 
     `images`, every activation range starts at the float model's min and max on them (the
     post-training calibration QAT starts from)."""
     graph = tflite_graph(model, int8=True)
-    parents, readers = _graph_links(graph)
-    by_name = {op.name: op for nodes in graph._nodes_by_depth.values() for op in
-               (n.operation for n in nodes)}
+    parents, readers = graph_links(graph)
+    by_name = operations(graph)
     rewrite = Rewrite()
-    fold_into = {}  # conv name -> (BatchNorm layer, whether the conv's bias takes the shift)
-    output_of = {}  # op name -> the BatchNorm whose output its output becomes
-    for name, op in by_name.items():
-        if not isinstance(op, keras.layers.BatchNormalization):
-            continue
-        (parent,) = parents[name]
-        sole = readers.get(parent) == [name]
-        if sole and _quantized_conv(by_name[parent]) is not None:
-            fold_into[parent] = (op, True)
-        elif sole and isinstance(by_name[parent], keras.layers.Add) and all(
-                _quantized_conv(by_name[p]) is not None and readers.get(p) == [parent]
-                for p in parents[parent]):
-            # BN(a + b) = s*a + s*b + shift: the scale into every conv, the shift into one.
-            for i, p in enumerate(parents[parent]):
-                fold_into[p] = (op, i == 0)
-        else:
-            rewrite.unfolded.append(name)
-            continue
-        output_of[parent] = name
-        rewrite.folded.append(name)
+    plan = plan_folding(graph)
+    rewrite.folded, rewrite.unfolded = plan.folded, plan.unfolded
+    output_of = plan.output_of
     folded = set(rewrite.folded)
     made = {}  # new conv -> old conv
 
@@ -230,13 +172,7 @@ def quantization_aware(model, images: np.ndarray | None = None, batch_size: int 
     outputs = graph._run_through_graph([quantized_input], operation_fn=clone, call_fn=call)
     qat = keras.Model(inputs, outputs, name=graph.name)
     for new, old in made.items():
-        kernel, bias = _conv_weights(old)
-        if old.name in fold_into:
-            bn, shift = fold_into[old.name]
-            kernel, bias = _fold(kernel, bias, bn, shift=shift,
-                                 depthwise=isinstance(old, keras.layers.DepthwiseConv2D),
-                                 repeat=4 if isinstance(old, DepthToSpaceUpsample) else 1)
-        (new.conv if isinstance(new, DepthToSpaceUpsample) else new).set_weights([kernel, bias])
+        set_folded(new, old, plan)
     if images is not None:
         calibrate(qat, images, batch_size)
     return qat, rewrite
