@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import keras
+import numpy as np
 
 
 def keep_constraints(model: keras.Model, labels: list[str], run_dir: Path
@@ -47,3 +48,27 @@ def first_final_epoch(callbacks) -> int:
     """The first epoch (0-based) whose end state every callback calls final (a pruning ramp
     still running is not): checkpoints before it are not the compressed model."""
     return max([getattr(cb, "final_epoch", 0) for cb in callbacks] or [0])
+
+
+WEIGHTED = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Conv2DTranspose,
+            keras.layers.Dense)
+
+
+def weight_kernels(model: keras.Model) -> list:
+    """The kernel variables of every conv and dense layer, nested ones included (the 1x1 conv
+    of a `DepthToSpaceUpsample`), in graph order: what pruning and weight sharing act on."""
+    out = []
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, WEIGHTED) and getattr(layer, "kernel", None) is not None:
+            out.append(layer.kernel)
+    return out
+
+
+def evaluate_miou(model: keras.Model, data, batch_size: int = 8) -> float:
+    """Mean IoU of `model` on `data`'s validation images (a `CompressData`)."""
+    from zoo.metrics import confusion_matrix, mean_iou
+
+    pred = np.concatenate([
+        np.argmax(model.predict_on_batch(data.val_images[i:i + batch_size].astype("float32")),
+                  -1) for i in range(0, len(data.val_images), batch_size)])
+    return mean_iou(confusion_matrix(data.val_masks, pred, data.num_classes, data.ignore_index))
