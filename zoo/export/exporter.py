@@ -38,7 +38,13 @@ from zoo.config import RunConfig, load_config
 from zoo.errors import ConfigError
 from zoo.export.context import NORMALIZATION, ExportContext
 from zoo.export.format import FORMATS, parse_options
-from zoo.export.manifest import artifact_entry, listed_entries, report_table, write_manifest
+from zoo.export.manifest import (
+    artifact_entry,
+    listed_entries,
+    report_table,
+    size_line,
+    write_manifest,
+)
 from zoo.export.options import option_help
 from zoo.export.validate import parse_overrides, reference, tolerance_for, validate
 from zoo.files import error_line, remove_path, sha256_file
@@ -263,7 +269,9 @@ def _export_one(fmt, model, *, options, context, ref, tolerance, out_dir: Path, 
               + "".join(f"; in {name} {_agreement(other)}"
                         for name, other in result.other_runtimes.items())
               + (f": {result.reason}" if result.reason else ""))
-        return artifact_entry(artifact, target, result, options)
+        entry = artifact_entry(artifact, target, result, options)
+        print(f"{fmt}: {size_line(entry)}")
+        return entry
     finally:
         remove_path(tmp)
 

@@ -9,9 +9,14 @@ Example::
 Per artifact: format, file, bytes, sha256, input/output dtype, shape, scale and zero point,
 which output it has (``details["output"]``: logits, labels or labels-nearest), validation
 figures, pass/fail, latency, plus tool versions (those every format declares) and the
-calibration-set hash. An export of some formats keeps the entries of the other formats already
-in the folder. report.md adds each artifact's runtime line (e.g. its XNNPACK partitions) and any
-section its format declares (e.g. the Edge TPU op report).
+calibration-set hash. Beside the raw ``bytes``, what the file costs to ship
+(`zoo.export.weight_size`): ``download_bytes`` (gzip -9 of the file, or of a deterministic tar of
+a package folder), ``compressed`` (every codec measured: zstd too when importable), and for a
+format that reads its weights back (`FormatSpec.read_weights`) ``huffman_bytes`` and
+``weights`` (Huffman-coded size of the weights as stored, Deep Compression's third stage). An
+export of some formats keeps the entries of the other formats already in the folder. report.md
+adds each artifact's runtime line (e.g. its XNNPACK partitions), its sizes, and any section its
+format declares (e.g. the Edge TPU op report).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from pathlib import Path
 
 from zoo.export.format import FORMATS
 from zoo.export.runtimes import RUNTIMES
+from zoo.export.weight_size import megabytes, size_report
 from zoo.files import sha256_file, size_bytes, write_text_atomic
 
 BASE_TOOLS = ("keras", "numpy")
@@ -53,10 +59,13 @@ def artifact_entry(artifact, path: Path, result, options=None) -> dict:
     details = {**artifact.details, "output": artifact.output_kind}
     if artifact.calibration_sha256:
         details["calibration_sha256"] = artifact.calibration_sha256
+    fmt = FORMATS.get(artifact.format) if artifact.format in FORMATS else None
+    sizes = size_report(path, fmt.read_weights if fmt is not None else None)
     return {
         "format": artifact.format,
         "file": path.name,
         "bytes": size_bytes(path),
+        **sizes,
         "sha256": sha256_file(path),
         "runtime": artifact.runtime,
         "input": asdict(artifact.input),
@@ -102,14 +111,17 @@ def write_manifest(out_dir: Path, entries: list[dict], run: dict) -> dict:
 
 def report_table(manifest: dict) -> str:
     """The per-format table (Markdown) that the CLI prints and report.md starts with."""
-    rows = ["| format | file | size | mIoU | drop (pt) | agreement | IoU vs Keras | max diff "
-            "| latency | status |", "|---|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| format | file | size | download | weights (Huffman) | mIoU | drop (pt) "
+            "| agreement | IoU vs Keras | max diff | latency | status |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for e in manifest["artifacts"]:
         v = e["validation"]
         label = "NOT RUN" if e.get("status") == "not run" else "FAIL"
         status = "pass" if e["passed"] else f"{label}: {e['reason']}"
         rows.append(
-            f"| {_format_cell(e)} | {e['file']} | {e['bytes'] / 1e6:.2f} MB | {v['miou']:.4f} | "
+            f"| {_format_cell(e)} | {e['file']} | {megabytes(e['bytes'])} | "
+            f"{megabytes(e.get('download_bytes'))} | {megabytes(e.get('huffman_bytes'))} | "
+            f"{v['miou']:.4f} | "
             f"{v['miou_drop_pt']:+.2f} | {v['agreement_pct']:.3f}% | {v['iou_vs_keras']:.4f} | "
             f"{_diff(v['max_abs_logit_diff'])} | {v['latency_ms']:.2f} ms | {status} |")
     return "\n".join(rows)
@@ -134,6 +146,23 @@ def _diff(value) -> str:
     return "n/a (labels)" if value is None else f"{value:.2g}"
 
 
+def size_line(entry: dict) -> str:
+    """``size 0.58 MB, download 0.47 MB gzip-9; weights 0.21 MB Huffman-coded (3.95 bits per
+    value, 1.70 MB stored, 50 tensors)`` ("" for an entry written before sizes existed)."""
+    if "download_bytes" not in entry:
+        return ""
+    codecs = ", ".join(f"{megabytes(n)} {name}" for name, n in entry.get("compressed", {}).items())
+    line = f"size {megabytes(entry['bytes'])}, download {codecs}"
+    weights = entry.get("weights")
+    if weights and "error" in weights:
+        line += f"; weights not read ({weights['error']})"
+    elif weights:
+        line += (f"; weights {megabytes(weights['huffman_bytes'])} Huffman-coded "
+                 f"({weights['huffman_bits_per_value']:.2f} bits per value, "
+                 f"{megabytes(weights['stored_bytes'])} stored, {weights['tensors']} tensors)")
+    return line
+
+
 def report_markdown(manifest: dict) -> str:
     run = manifest["run"]
     lines = [f"# Export report: {run.get('run_id', '')}", "",
@@ -150,7 +179,8 @@ def report_markdown(manifest: dict) -> str:
                      + (f" scale {out['scale']:.6g} zp {out['zero_point']}" if out["scale"]
                         else "")
                      + f"; sha256 {e['sha256'][:16]}...; ops {', '.join(e['ops'])}"
-                     + "".join(f"; {line}" for line in [_runtime_line(e)] if line))
+                     + "".join(f"; {line}" for line in [_runtime_line(e), size_line(e)]
+                               if line))
     for e in manifest["artifacts"]:
         fmt = FORMATS.get(e["format"]) if e["format"] in FORMATS else None
         if fmt is not None and fmt.report_section is not None:

@@ -30,7 +30,12 @@ from zoo.export.format import INT8, register_format
 from zoo.export.int8_report import report_lines
 from zoo.export.options import choice, option
 from zoo.export.runtimes.litert import LiteRTRunner, tflite_ops
-from zoo.export.tflite_convert import LiteRTInt8Options, int8_artifact, read_metadata
+from zoo.export.tflite_convert import (
+    LiteRTInt8Options,
+    int8_artifact,
+    read_metadata,
+    read_weights,
+)
 
 # Coral's supported-operations table, as TFLite builtin op names.
 SUPPORTED_OPS = frozenset({
@@ -190,7 +195,7 @@ def report_section(entry: dict) -> list[str]:
 @register_format("edgetpu", EdgeTPUOptions, suffix=".edgetpu-int8.tflite", runtime="litert",
                  tolerance=INT8, tools=("tensorflow", "ai-edge-litert"),
                  read_metadata=read_metadata, report_section=report_section,
-                 learned_ranges=True)
+                 learned_ranges=True, read_weights=read_weights)
 def convert(model, out_path: Path, options: EdgeTPUOptions, context: ExportContext
             ) -> Artifact:
     """The full-integer model (shared with tflite-int8), its op report and, when possible, the

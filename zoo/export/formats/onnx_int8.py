@@ -33,6 +33,7 @@ from zoo.errors import ConfigError
 from zoo.export.artifact import Artifact
 from zoo.export.context import ExportContext
 from zoo.export.format import INT8, register_format
+from zoo.export.formats.onnx import read_onnx_weights
 from zoo.export.onnx_convert import onnx_artifact, read_onnx_metadata, to_onnx
 from zoo.export.options import QuantizedOptions, int_range, option
 from zoo.export.outputs import is_label_output
@@ -215,7 +216,8 @@ def _integer_output(graph, io: str) -> None:
 
 @register_format("onnx-int8", OnnxInt8Options, suffix=".int8.onnx", runtime="onnxruntime",
                  tolerance=INT8, tools=("tensorflow", "tf2onnx", "onnx", "onnxruntime"),
-                 read_metadata=read_onnx_metadata, learned_ranges=True)
+                 read_metadata=read_onnx_metadata, learned_ranges=True,
+                 read_weights=read_onnx_weights)
 def convert(model, out_path: Path, options: OnnxInt8Options, context: ExportContext
             ) -> Artifact:
     """The ``onnx`` graph quantized to int8 QDQ, calibrated on training images."""

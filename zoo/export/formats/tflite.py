@@ -8,7 +8,11 @@ Example::
 
 All four convert the graph of `zoo.export.tflite_graph` (2x2 stride-2 transposed convs as 1x1
 conv + DEPTH_TO_SPACE unless ``transpose_conv="native"``; hard-swish as ADD + MUL in int8)
-through one batch-1 SavedModel (`zoo.export.tflite_convert`).
+through one batch-1 SavedModel (`zoo.export.tflite_convert`). A model with sparse kernels (a
+pruned run) is stored sparse in tflite and tflite-fp16 (``EXPERIMENTAL_SPARSITY``, lossless);
+each artifact's details say how many weight tensors are stored sparse (``sparse_weights``) and
+whether XNNPACK would run the graph with its sparse kernels on ARM (``xnnpack_sparse``,
+`zoo.export.xnnpack_sparse`). `read_weights` reads the weights back for the size report.
 """
 
 from __future__ import annotations
@@ -27,8 +31,12 @@ from zoo.export.tflite_convert import (
     int8_artifact,
     litert_artifact,
     read_metadata,
+    read_weights,
+    sparse_facts,
+    uses_sparsity,
 )
 from zoo.export.tflite_graph import TRANSPOSE_CONV_MODES
+from zoo.export.xnnpack_sparse import check as xnnpack_sparse_check
 
 TOOLS = ("tensorflow", "ai-edge-litert")
 TRANSPOSE_CONV_HELP = ("TFLite: 2x2 stride-2 transposed convs as 1x1 conv + DEPTH_TO_SPACE "
@@ -58,7 +66,37 @@ def _float(fmt: str, model, out_path: Path, options: FloatOptions, context: Expo
                        transpose_conv=options.transpose_conv, weights=weights)
     artifact = litert_artifact(fmt, data, out_path, context, options=options)
     _note_transpose_conv(artifact, options)
+    _note_weight_storage(artifact, converter_sparsity=uses_sparsity(model, weights))
     return artifact
+
+
+def _note_weight_storage(artifact: Artifact, *, converter_sparsity: bool) -> None:
+    """details: ``sparse_weights`` (weight tensors stored sparse, of those that could be, the
+    DENSIFY ops, and whether the converter was asked) and ``xnnpack_sparse`` (the verdict of
+    `zoo.export.xnnpack_sparse.check`)."""
+    facts = {**sparse_facts(artifact.path), "converter_sparsity": converter_sparsity}
+    verdict = xnnpack_sparse_check(artifact.path)
+    artifact.details.update(sparse_weights=facts, xnnpack_sparse=verdict)
+    print(f"{artifact.format}: {storage_line(artifact.details)}")
+
+
+def storage_line(details: dict) -> str:
+    """``40 of 40 weight tensors stored sparse; XNNPACK sparse inference (ARM): no: ...``."""
+    facts, verdict = details.get("sparse_weights"), details.get("xnnpack_sparse")
+    parts = []
+    if facts:
+        parts.append(f"{facts['sparse_tensors']} of {facts['weight_tensors']} weight tensors "
+                     "stored sparse" + (" (EXPERIMENTAL_SPARSITY)" if facts.get(
+                         "converter_sparsity") else ""))
+    if verdict:
+        parts.append(f"XNNPACK sparse inference (ARM): {verdict['summary']}")
+    return "; ".join(parts)
+
+
+def storage_section(entry: dict) -> list[str]:
+    """report.md: how the weights are stored and the XNNPACK sparse-inference verdict."""
+    line = storage_line(entry.get("details", {}))
+    return ["", f"- {entry['format']} weights: {line}"] if line else []
 
 
 def _note_transpose_conv(artifact: Artifact, options) -> None:
@@ -67,7 +105,8 @@ def _note_transpose_conv(artifact: Artifact, options) -> None:
 
 
 @register_format("tflite", FloatOptions, suffix=".tflite", runtime="litert", tolerance=FLOAT32,
-                 tools=TOOLS, read_metadata=read_metadata)
+                 tools=TOOLS, read_metadata=read_metadata, report_section=storage_section,
+                 read_weights=read_weights)
 def convert_float32(model, out_path: Path, options: FloatOptions, context: ExportContext
                     ) -> Artifact:
     """float32 weights and activations."""
@@ -75,7 +114,8 @@ def convert_float32(model, out_path: Path, options: FloatOptions, context: Expor
 
 
 @register_format("tflite-fp16", FloatOptions, suffix=".fp16.tflite", runtime="litert",
-                 tolerance=FLOAT16, tools=TOOLS, read_metadata=read_metadata)
+                 tolerance=FLOAT16, tools=TOOLS, read_metadata=read_metadata,
+                 report_section=storage_section, read_weights=read_weights)
 def convert_float16(model, out_path: Path, options: FloatOptions, context: ExportContext
                     ) -> Artifact:
     """float16 weights (dequantized to float32 on CPU, native on GPU delegates)."""
@@ -83,7 +123,8 @@ def convert_float16(model, out_path: Path, options: FloatOptions, context: Expor
 
 
 @register_format("tflite-dynamic", FloatOptions, suffix=".dynamic.tflite", runtime="litert",
-                 tolerance=INT8, tools=TOOLS, read_metadata=read_metadata)
+                 tolerance=INT8, tools=TOOLS, read_metadata=read_metadata,
+                 report_section=storage_section, read_weights=read_weights)
 def convert_dynamic(model, out_path: Path, options: FloatOptions, context: ExportContext
                     ) -> Artifact:
     """int8 weights, float activations (dynamic-range quantization, no calibration data)."""
@@ -91,19 +132,23 @@ def convert_dynamic(model, out_path: Path, options: FloatOptions, context: Expor
 
 
 def int8_report_section(entry: dict) -> list[str]:
-    """report.md: the per-layer int8 error table."""
+    """report.md: the per-layer int8 error table, then how the weights are stored."""
     details = entry["details"]
     return ["", *report_lines(entry["format"], details.get("layer_errors", []),
-                              details.get("layer_error_kind", "local"))]
+                              details.get("layer_error_kind", "local")), *storage_section(entry)]
 
 
 @register_format("tflite-int8", Int8Options, suffix=".int8.tflite", runtime="litert",
                  tolerance=INT8, tools=TOOLS, read_metadata=read_metadata,
-                 report_section=int8_report_section, learned_ranges=True)
+                 report_section=int8_report_section, learned_ranges=True,
+                 read_weights=read_weights)
 def convert_int8(model, out_path: Path, options: Int8Options, context: ExportContext
                  ) -> Artifact:
     """Full-integer int8 with uint8, int8 or float I/O, calibrated on training images."""
     artifact = int8_artifact("tflite-int8", model, out_path, context, options=options,
                              transpose_conv=options.transpose_conv)
     _note_transpose_conv(artifact, options)
+    # int8 stays dense (see tflite_convert.SPARSE_WEIGHTS): the verdict says int8 never runs
+    # sparse in XNNPACK.
+    _note_weight_storage(artifact, converter_sparsity=False)
     return artifact
