@@ -1,4 +1,5 @@
-"""`python -m zoo.bench grid | targets | split | ops`: speed figures of the zoo on this machine.
+"""`python -m zoo.bench grid | targets | split | ops | compression`: speed figures of the zoo on
+this machine.
 
 Examples::
 
@@ -7,6 +8,7 @@ Examples::
     python -m zoo.bench targets --results bench_out   # the grid against the speed targets
     python -m zoo.bench split --archs mobileunet --alphas 0.5 --sizes 224 --threads 2
     python -m zoo.bench ops --arch mobileunet --alpha 0.5 --size 224 --threads 1
+    python -m zoo.bench compression --run checkpoints/mobileunet-... --threads 1
 
 Outputs go under ``--out`` (default ``bench_out/``). `python -m zoo.bench.pipeline` is the
 separate input-pipeline benchmark. Every argument is checked before anything is built or
@@ -36,6 +38,7 @@ def _quiet(fn, show=()):
 
 
 def main() -> None:
+    from zoo.bench.compression import compression
     from zoo.bench.grid import grid
     from zoo.bench.ops import ops
     from zoo.bench.split import split
@@ -43,7 +46,8 @@ def main() -> None:
 
     run({"grid": _quiet(grid, ("measured", "skipped", "peaks", "csv", "markdown", "plots",
                                "targets")),
-         "targets": _quiet(targets, ("targets",)), "split": _quiet(split), "ops": _quiet(ops)},
+         "targets": _quiet(targets, ("targets",)), "split": _quiet(split), "ops": _quiet(ops),
+         "compression": _quiet(compression, ("markdown",))},
         name="python -m zoo.bench")
 
 
