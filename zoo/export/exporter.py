@@ -120,6 +120,7 @@ def load_checkpoint(path: Path):
     """`best.keras` without compiling (no training modules needed); errors are one line."""
     import keras
 
+    import zoo.compress  # noqa: F401 - registers the layers of compressed models (ternary)
     import zoo.quantize  # noqa: F401 - registers the layers of quantization-aware models
 
     if not path.is_file():
