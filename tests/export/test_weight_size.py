@@ -288,9 +288,12 @@ def test_manifest_and_report_carry_the_sizes(converted, tmp_path):
 # --- XNNPACK's sparse-inference rules on tiny graphs ---------------------------------------
 
 
-def tiny_graph(zeros: float = 0.75, concat: bool = False, same: bool = False):
+def tiny_graph(zeros: float = 0.75, concat: bool = False, same: bool = False,
+               mean: bool = True):
     """A graph in the shape of Fast Sparse ConvNets: 3x3 stride-2 conv (3 channels, padding 1
-    each side), depthwise 3x3, two 1x1 convs, global mean; its 1x1 kernels `zeros` zero."""
+    each side), depthwise 3x3, two 1x1 convs, global mean; its 1x1 kernels `zeros` zero.
+    Without `mean`, the mean feeds a squeeze-and-excitation gate and the gated feature map is
+    the output (as LR-ASPP's attention branch)."""
     inp = keras.Input((32, 32, 3))
     if same:  # TensorFlow SAME at stride 2: pads (0, 1), which XNNPACK keeps as a flag
         x = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")(inp)
@@ -302,7 +305,11 @@ def tiny_graph(zeros: float = 0.75, concat: bool = False, same: bool = False):
     if concat:
         y = keras.layers.Concatenate()([y, x])
     y = keras.layers.Conv2D(32, 1, activation="relu")(y)
-    model = keras.Model(inp, keras.layers.GlobalAveragePooling2D(keepdims=True)(y))
+    pooled = keras.layers.GlobalAveragePooling2D(keepdims=True)(y)
+    if not mean:
+        gate = keras.layers.Conv2D(32, 1, activation="sigmoid")(pooled)
+        pooled = keras.layers.Multiply()([y, gate])
+    model = keras.Model(inp, pooled)
     rng = np.random.default_rng(4)
     for variable in model.weights:
         if len(variable.shape) == 4 and tuple(variable.shape[:2]) == (1, 1):
@@ -324,7 +331,15 @@ def test_xnnpack_sparse_rules_on_tiny_graphs():
 
     concat = check(tiny_graph(concat=True))
     assert not concat["meets"] and [b["op"] for b in concat["breaks"]] == ["CONCATENATION"]
+    assert "CONCATENATION #5 breaks the NCHW subgraph" in concat["summary"]
     assert "CONCATENATION" in concat["subgraphs"][0]["why"]
 
     same = check(tiny_graph(same=True))
     assert not same["meets"] and "SAME padding at stride 2" in same["entry"]
+
+    # The MEAN feeds the gate: the subgraph's last op is the MUL, which writes the (NHWC) graph
+    # output itself.
+    open_end = check(tiny_graph(mean=False))
+    assert not open_end["meets"] and not open_end["breaks"]
+    assert "MUL" in open_end["summary"]
+    assert "a sparse subgraph ends with MEAN or DEPTH_TO_SPACE" in open_end["summary"]

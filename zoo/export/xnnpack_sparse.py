@@ -245,7 +245,7 @@ def _op_flags(graph: _Graph, node: _Node) -> tuple[int, str]:
         return NCHW | NCHW2NHWC, ""
     if op in ("ADD", "MUL"):
         if any(len(graph.shape(t)) != 4 for t in node.inputs[:2]):
-            return 0, (f"{op} with a input that is not 4-D (e.g. a scalar constant: reshape it "
+            return 0, (f"{op} with an input that is not 4-D (e.g. a scalar constant: reshape it "
                        "to 1x1x1xC)")
         for t in node.inputs[:2]:
             if t in graph.static and sum(s != 1 for s in graph.shape(t)) > 1:
@@ -368,6 +368,20 @@ def _clusters(graph: _Graph) -> dict[int, list[_Node]]:
                     leader.extra.setdefault(
                         "broken_by", f"{_label(reader)}: {reader.why or 'outside the subgraph'}"
                         if reader else f"a graph output read inside the subgraph ({_label(node)})")
+        # The README's "must end with MEAN or DEPTH_TO_SPACE": only an exit (a node that kept
+        # its NCHW->NHWC flag) writes a tensor read outside the subgraph or a graph output.
+        for node in cluster:
+            if leader.flags & INCOMPATIBLE or node.flags & NCHW2NHWC:
+                continue
+            for t in node.outputs:
+                leaving = [r for r in graph.consumers.get(t, []) if r.index not in inside]
+                if leaving or t in graph.outputs:
+                    leader.flags |= INCOMPATIBLE
+                    where = _label(leaving[0]) if leaving else "a graph output"
+                    leader.extra.setdefault(
+                        "broken_by", f"{_label(node)} writes a tensor read outside the subgraph "
+                        f"({where}): a sparse subgraph ends with MEAN or DEPTH_TO_SPACE")
+                    break
     return members
 
 
@@ -481,10 +495,14 @@ def check(source) -> dict[str, Any]:
         reasons.append(entry)
     if breaks:
         b = breaks[0]
-        reasons.append(f"{b['op']} #{b['index']} reads an NCHW tensor ({b['why']})"
+        reasons.append(f"{b['op']} #{b['index']} breaks the NCHW subgraph ({b['why']})"
                        + (f", and {len(breaks) - 1} more op(s)" if len(breaks) > 1 else ""))
-    elif is_float and not any(s["sparse"] for s in subgraphs) and not members:
-        reasons.append("no MEAN or DEPTH_TO_SPACE ends a subgraph")
+    elif is_float and not any(s["sparse"] for s in subgraphs):
+        why = next((s["why"] for s in subgraphs if s["why"]), "")
+        if not subgraphs:
+            reasons.append("no MEAN or DEPTH_TO_SPACE ends a subgraph")
+        elif why and not why.startswith("1x1 conv weights"):
+            reasons.append(why)
     reasons.append(f"1x1 conv weights {_percent(zeros, params)} zero (needs > 66.7 %)")
     if meets:
         best = next(s for s in subgraphs if s["sparse"])
