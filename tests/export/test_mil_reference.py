@@ -166,3 +166,48 @@ def test_label_map_ops_match_numpy_and_tensorflow():
     image = rng.normal(size=(1, 3, 5, 2)).astype(np.float32)
     want = tf.image.resize(image, (12, 20), "nearest").numpy()
     np.testing.assert_array_equal(nhwc(OPS["upsample_nearest_neighbor"](nchw(image), 4, 4)), want)
+
+
+@pytest.mark.parametrize("block", [2, 3])
+def test_depth_to_space_matches_tensorflow(block):
+    """A QAT or weight-shared U-Net's decoder (the TFLite graph's 1x1 conv + DEPTH_TO_SPACE)."""
+    x = rng.normal(size=(1, 3, 4, 2 * block * block)).astype(np.float32)
+    want = tf.nn.depth_to_space(x, block).numpy()
+    np.testing.assert_array_equal(nhwc(OPS["depth_to_space"](nchw(x), block)), want)
+
+
+def test_unpack_bits_reads_fields_from_the_least_significant_bit():
+    from coremltools.optimize._utils import pack_elements_into_bits
+
+    from zoo.export.mil_reference import unpack_bits
+
+    # constexpr_lut_to_dense's own example: 2-bit fields i0..i4 = 0, 3, 2, 1, 3 in two bytes.
+    packed = np.array([0b01_10_11_00, 0b00_00_00_11], np.uint8)
+    np.testing.assert_array_equal(unpack_bits(packed, 2, 5), [0, 3, 2, 1, 3])
+    for nbits in (1, 2, 3, 4, 6, 8):
+        values = rng.integers(0, 1 << nbits, 37).astype(np.uint8)
+        np.testing.assert_array_equal(
+            unpack_bits(pack_elements_into_bits(values, nbits), nbits, 37), values)
+
+
+@pytest.mark.parametrize("nbits", [1, 2, 4, 6, 8])
+def test_ios16_palette_and_sparse_decoders_match_coremltools(nbits):
+    """The iOS 16 forms: packed indices into a vector LUT; a packed bit mask and the non-zero
+    values (coremltools' own `decompress` as the reference)."""
+    from coremltools.converters.mil.mil.ops.defs.iOS16.constexpr_ops import (
+        constexpr_lut_to_dense,
+        constexpr_sparse_to_dense,
+    )
+    from coremltools.optimize._utils import pack_elements_into_bits
+
+    shape = np.array([5, 3, 3, 3], np.uint32)
+    lut = rng.normal(size=1 << nbits).astype(np.float16)
+    indices = pack_elements_into_bits(rng.integers(0, 1 << nbits, 135).astype(np.uint8), nbits)
+    np.testing.assert_array_equal(OPS["constexpr_lut_to_dense"](indices, lut, shape),
+                                  constexpr_lut_to_dense.decompress(lut, indices, shape))
+    dense = rng.normal(size=shape).astype(np.float32) * (rng.random(shape) < 0.3)
+    mask = np.packbits(dense.reshape(-1) != 0, bitorder="little")
+    nonzero = dense[dense != 0]
+    got = OPS["constexpr_sparse_to_dense"](nonzero, mask, shape)
+    np.testing.assert_array_equal(got, constexpr_sparse_to_dense.decompress(nonzero, mask, shape))
+    np.testing.assert_array_equal(got, dense)

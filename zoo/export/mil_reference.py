@@ -9,11 +9,17 @@ true, and an interpreter testing that runs fp16 programs with fp32 activations).
 not implement raises `UnsupportedOpError` naming the op and the layer: a program that cannot
 be run is "not run", never "passed".
 
+Compressed weights are executed as stored: the ``constexpr_*`` ops of coremltools' weight
+compression (palettes, sparse masks, int8 / int4 dequantization, their iOS 18 block-wise and
+joint forms) are decoded here from the file's own data, once per program, so a check covers
+what ships rather than a decompressed copy.
+
 Example::
 
     program = MilProgram.load("model.mlpackage")
     outputs = program.run({"image": image_nchw_float32})   # {"logits": (1, H, W, C) array}
     program.op_types()                                      # {"conv", "relu6", ...}
+    program.weights()                                       # {"conv_0_weight": array, ...}
 """
 
 from __future__ import annotations
@@ -197,6 +203,17 @@ def _pad(x, pad, mode="constant", constant_val=0.0):
     raise UnsupportedOpError(f"pad mode {mode!r}")
 
 
+@op("depth_to_space")
+def _depth_to_space(x, block_size):
+    """NCHW depth-to-space in TensorFlow's order (DCR, what the TF frontend maps its
+    ``DepthToSpace`` to): output channel c of block offset (i, j) is input channel
+    ``(i * b + j) * C_out + c``."""
+    b = int(block_size)
+    n, c, h, w = x.shape
+    out = x.reshape(n, b, b, c // (b * b), h, w).transpose(0, 3, 4, 1, 5, 2)
+    return out.reshape(n, c // (b * b), h * b, w * b)
+
+
 # ---------------------------------------------------------------------------- convolutions
 def _same_pads(size: int, kernel: int, stride: int, dilation: int, lower: bool = False):
     effective = (kernel - 1) * dilation + 1
@@ -351,6 +368,144 @@ def _upsample_nearest(x, scale_factor_height=1, scale_factor_width=1):
     return np.repeat(np.repeat(x, sh, axis=-2), sw, axis=-1)
 
 
+# ---------------------------------------------------------------------------- compressed weights
+# coremltools' compressed-weight ops (coremltools 9.0: converters/mil/mil/ops/defs/iOS16/
+# constexpr_ops.py and iOS18/compression.py), decoded here from what the file stores, not by
+# coremltools' own `decompress` (the tests compare the two). Their inputs are constants, so a
+# `MilProgram` decodes each once. The iOS 16 forms pack n-bit fields into bytes, least
+# significant bit first; in the iOS 18 forms the milproto loader gives each element of a
+# sub-byte type (uint1 .. uint6, int4) its own array element.
+
+
+def unpack_bits(packed: np.ndarray, nbits: int, count: int) -> np.ndarray:
+    """The first `count` unsigned `nbits`-bit fields of `packed` (bytes, filled from the least
+    significant bit up; a field may span two bytes)."""
+    bits = np.unpackbits(np.asarray(packed).view(np.uint8), bitorder="little")
+    fields = bits[:count * nbits].reshape(count, nbits).astype(np.uint16)
+    return (fields << np.arange(nbits, dtype=np.uint16)).sum(axis=1).astype(np.uint8)
+
+
+def _along(param, rank: int, axis: int) -> np.ndarray:
+    """A scalar, or a vector laid along `axis` of a rank-`rank` tensor."""
+    param = np.asarray(param)
+    if param.ndim == 0:
+        return param
+    shape = [1] * rank
+    shape[axis] = -1
+    return param.reshape(shape)
+
+
+def _blocks(param, shape) -> np.ndarray:
+    """`param` repeated block-wise up to `shape` (block size ``shape / param.shape`` per axis)."""
+    param = np.asarray(param)
+    for axis, (size, count) in enumerate(zip(shape, param.shape, strict=True)):
+        if size != count:
+            param = np.repeat(param, size // count, axis=axis)
+    return param
+
+
+def shift_scale(data, scale, offset=None) -> np.ndarray:
+    """iOS 18 block-wise dequantization ``scale * (data - offset)``, computed in the scale's
+    dtype (the op's output type) as the op defines it."""
+    dtype = np.asarray(scale).dtype
+    values = np.asarray(data).astype(dtype)
+    if offset is not None:
+        values = values - _blocks(np.asarray(offset).astype(dtype), values.shape)
+    return values * _blocks(scale, values.shape)
+
+
+def lut_to_dense(indices, lut, vector_axis=None) -> np.ndarray:
+    """iOS 18 palette look-up: `lut` is ``(*blocks, entries, vector)``, one palette per block
+    of `indices` (block size ``indices.shape / blocks`` per axis); a vector entry fills
+    `vector` consecutive elements along `vector_axis`."""
+    indices = np.asarray(indices)
+    lut = np.asarray(lut)
+    rank = indices.ndim
+    steps = [size // count for size, count in zip(indices.shape, lut.shape[:rank], strict=True)]
+    grid = np.indices(indices.shape, sparse=True)
+    values = lut[tuple(g // s for g, s in zip(grid, steps, strict=True))
+                 + (indices.astype(np.intp),)]  # indices.shape + (vector,)
+    vector = lut.shape[-1]
+    if vector == 1:
+        return values[..., 0]
+    axis = int(vector_axis) % rank
+    shape = list(indices.shape)
+    shape[axis] *= vector
+    return np.moveaxis(values, -1, axis + 1).reshape(shape)
+
+
+def sparse_to_dense(nonzero_data, mask) -> np.ndarray:
+    """Zeros shaped like `mask`, with `nonzero_data` where `mask` is set, in row-major order."""
+    mask = np.asarray(mask)
+    out = np.zeros(mask.shape, np.asarray(nonzero_data).dtype)
+    out[mask != 0] = nonzero_data
+    return out
+
+
+@op("constexpr_affine_dequantize")
+def _affine_dequantize(quantized_data, zero_point, scale, axis):
+    """iOS 16 ``scale * (quantized_data - zero_point)``, scale and zero point per tensor or per
+    slice of `axis`; computed in fp32 and stored as the scale's dtype."""
+    rank = quantized_data.ndim
+    axis = int(axis) % rank
+    shifted = (quantized_data.astype(np.float32)
+               - _along(zero_point, rank, axis).astype(np.float32))
+    return (shifted * _along(scale, rank, axis).astype(np.float32)).astype(
+        np.asarray(scale).dtype)
+
+
+@op("constexpr_blockwise_shift_scale")
+def _blockwise_shift_scale(data, scale, offset=None):
+    return shift_scale(data, scale, offset)
+
+
+@op("constexpr_lut_to_dense")
+def _lut_to_dense(indices, lut, shape=None, vector_axis=None):
+    """iOS 16 (`indices` packed into bytes, a vector `lut` of 2, 4, 16, 64 or 256 entries, the
+    output `shape`) or iOS 18 (see `lut_to_dense`)."""
+    if shape is None:
+        return lut_to_dense(indices, lut, vector_axis)
+    shape = [int(s) for s in shape]
+    nbits = int(np.asarray(lut).size).bit_length() - 1
+    return np.asarray(lut)[unpack_bits(indices, nbits, math.prod(shape))].reshape(shape)
+
+
+@op("constexpr_sparse_to_dense")
+def _sparse_to_dense(nonzero_data, mask, shape=None):
+    """iOS 16 (`mask` one bit per output value, packed into bytes, and the output `shape`) or
+    iOS 18 (`mask` shaped like the output)."""
+    if shape is None:
+        return sparse_to_dense(nonzero_data, mask)
+    shape = [int(s) for s in shape]
+    bits = np.unpackbits(np.asarray(mask).view(np.uint8), bitorder="little")
+    return sparse_to_dense(nonzero_data, bits[:math.prod(shape)].reshape(shape))
+
+
+@op("constexpr_lut_to_sparse")
+def _lut_to_sparse(indices_mask, indices_nonzero_data, lut, vector_axis=None):
+    """iOS 18 palette look-up of the set entries only: ``(mask, values)`` for a following
+    `constexpr_sparse_to_dense` (the mask widened along `vector_axis` for vector palettes)."""
+    mask = np.asarray(indices_mask)
+    dense = lut_to_dense(sparse_to_dense(indices_nonzero_data, mask), lut, vector_axis)
+    vector = np.asarray(lut).shape[-1]
+    if vector > 1:
+        mask = np.repeat(mask, vector, axis=int(vector_axis))
+    return mask, dense[mask != 0]
+
+
+@op("constexpr_sparse_blockwise_shift_scale")
+def _sparse_shift_scale(data_mask, nonzero_data, scale, offset=None):
+    """iOS 18 block-wise dequantization of the set entries only: ``(mask, values)``."""
+    mask = np.asarray(data_mask)
+    dense = shift_scale(sparse_to_dense(nonzero_data, mask), scale, offset)
+    return mask, dense[mask != 0]
+
+
+@op("constexpr_cast")
+def _constexpr_cast(source_val, output_dtype):
+    return _cast(source_val, output_dtype)
+
+
 # ---------------------------------------------------------------------------- the program
 class MilProgram:
     """A loaded ML program and its NumPy execution."""
@@ -358,16 +513,22 @@ class MilProgram:
     def __init__(self, program: Any, function: str = "main"):
         self.program = program
         self.function = program.functions[function]
+        self._constants: dict[str, Any] | None = None
 
     @classmethod
     def load(cls, path: str | Path, function: str = "main") -> MilProgram:
         """Load a saved ``.mlpackage`` (weights included) as a MIL program."""
         import coremltools as ct
+
+        return cls.of(ct.models.MLModel(str(path), skip_model_load=True), function)
+
+    @classmethod
+    def of(cls, mlmodel: Any, function: str = "main") -> MilProgram:
+        """The program of an ML program `MLModel`, saved or not."""
         from coremltools.converters.mil.frontend.milproto.load import load
 
-        model = ct.models.MLModel(str(path), skip_model_load=True)
-        spec = model.get_spec()
-        return cls(load(spec, spec.specificationVersion, model.weights_dir), function)
+        spec = mlmodel.get_spec()
+        return cls(load(spec, spec.specificationVersion, mlmodel.weights_dir), function)
 
     def op_types(self) -> set[str]:
         return {o.op_type for o in self.function.operations}
@@ -385,6 +546,36 @@ class MilProgram:
     def output_names(self) -> list[str]:
         return [v.name for v in self.function.outputs]
 
+    def constants(self) -> dict[str, Any]:
+        """Every value computed from constants alone, by variable name: the ``const`` ops and
+        the ``constexpr_*`` ops (compressed weights), decoded once by this interpreter."""
+        if self._constants is None:
+            env: dict[str, Any] = {}
+            for operation in self.function.operations:
+                if operation.op_type == "const":
+                    env[operation.outputs[0].name] = operation.outputs[0].val
+                elif _is_constexpr(operation):
+                    _execute(operation, env)
+            self._constants = env
+        return self._constants
+
+    def weights(self) -> dict[str, np.ndarray]:
+        """The weight tensors the computing ops read, by variable name, as the runtime
+        computes with them (palettes looked up, sparse tensors filled, quantized tensors
+        scaled): every constant float tensor of rank >= 1 (kernels, biases)."""
+        constants = self.constants()
+        weights = {}
+        for operation in self.function.operations:
+            if operation.op_type == "const" or _is_constexpr(operation):
+                continue
+            for arg in operation.inputs.values():
+                for var in arg if isinstance(arg, list | tuple) else [arg]:
+                    value = constants.get(var.name)
+                    if (isinstance(value, np.ndarray) and value.ndim >= 1
+                            and np.issubdtype(value.dtype, np.floating)):
+                        weights[var.name] = value
+        return weights
+
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Execute the program on `inputs` (name -> array); returns outputs by name."""
         from coremltools.converters.mil.mil.types import builtin_to_string
@@ -394,21 +585,33 @@ class MilProgram:
             kind, name = missing[0]
             raise UnsupportedOpError(f"MIL op {kind!r} (layer {name}) is not implemented by the "
                                      "reference interpreter")
-        env: dict[str, Any] = {}
+        env = dict(self.constants())
         for name, var in self.function.inputs.items():
             if name not in inputs:
                 raise KeyError(f"missing input {name!r}")
             env[name] = _round(np.asarray(inputs[name]), builtin_to_string(var.dtype))
         for operation in self.function.operations:
-            if operation.op_type == "const":
-                env[operation.outputs[0].name] = operation.outputs[0].val
-                continue
-            kwargs = {key: _value(arg, env) for key, arg in operation.inputs.items()}
-            result = OPS[operation.op_type](**kwargs)
-            results = result if isinstance(result, tuple) else (result,)
-            for var, value in zip(operation.outputs, results, strict=True):
-                env[var.name] = _round(np.asarray(value), builtin_to_string(var.dtype))
+            if operation.op_type != "const" and not _is_constexpr(operation):
+                _execute(operation, env)
         return {name: np.asarray(env[name]) for name in self.output_names}
+
+
+def _is_constexpr(operation: Any) -> bool:
+    return operation.op_type.startswith("constexpr_")
+
+
+def _execute(operation: Any, env: dict[str, Any]) -> None:
+    """Run one op on the values in `env` and store its outputs there, in their MIL dtypes."""
+    from coremltools.converters.mil.mil.types import builtin_to_string
+
+    if operation.op_type not in OPS:
+        raise UnsupportedOpError(f"MIL op {operation.op_type!r} (layer {operation.name}) is not "
+                                 "implemented by the reference interpreter")
+    kwargs = {key: _value(arg, env) for key, arg in operation.inputs.items()}
+    result = OPS[operation.op_type](**kwargs)
+    results = result if isinstance(result, tuple) else (result,)
+    for var, value in zip(operation.outputs, results, strict=True):
+        env[var.name] = _round(np.asarray(value), builtin_to_string(var.dtype))
 
 
 def _value(arg: Any, env: dict[str, Any]) -> Any:

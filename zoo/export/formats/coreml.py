@@ -29,6 +29,14 @@ import numpy as np
 
 from zoo.export.artifact import Artifact
 from zoo.export.context import ExportContext
+from zoo.export.coreml_compress import (
+    SETTING_HELP,
+    check_target,
+    compress_weights,
+    describe_weights,
+    parse_setting,
+    report_line,
+)
 from zoo.export.format import FLOAT16, register_format
 from zoo.export.options import ExportOptions, choice, option
 from zoo.export.outputs import is_label_output, with_output
@@ -56,6 +64,11 @@ class CoreMLOptions(ExportOptions):
                             choice(*PRECISIONS))
     minimum_deployment_target: str = option("iOS16", "Core ML minimum deployment target: "
                                             + ", ".join(TARGETS), choice(*TARGETS))
+    compress: str = option("none", SETTING_HELP, parse_setting)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_target(self.compress, self.minimum_deployment_target)
 
 
 def read_coreml_metadata(path: Path) -> dict[str, str]:
@@ -63,6 +76,20 @@ def read_coreml_metadata(path: Path) -> dict[str, str]:
     ct = import_coremltools()
     spec = ct.utils.load_spec(str(path))
     return dict(spec.description.metadata.userDefined)
+
+
+def read_coreml_weights(path: Path) -> dict[str, np.ndarray]:
+    """The program's weight tensors by variable name, decoded by the reference interpreter as
+    Core ML computes with them (palettes looked up, sparse kernels filled, int8 scaled)."""
+    from zoo.export.mil_reference import MilProgram
+
+    return MilProgram.load(path).weights()
+
+
+def coreml_report_section(entry: dict) -> list[str]:
+    """report.md: how the kernels are stored (palettized, sparse, quantized, dense)."""
+    weights = entry["details"].get("weights")
+    return ["", f"Core ML weights: {report_line(weights)}"] if weights else []
 
 
 def feature_name(output: str) -> str:
@@ -73,7 +100,8 @@ def feature_name(output: str) -> str:
 # fp16 ML program by default (fp32 with --precision fp32 is well inside this too).
 @register_format("coreml", CoreMLOptions, suffix=".mlpackage", runtime="mil-reference",
                  tolerance=FLOAT16, tools=("tensorflow", "coremltools"),
-                 read_metadata=read_coreml_metadata, speed_runtime="coreml")
+                 read_metadata=read_coreml_metadata, speed_runtime="coreml",
+                 report_section=coreml_report_section, read_weights=read_coreml_weights)
 def convert(model, out_path: Path, options: CoreMLOptions, context: ExportContext) -> Artifact:
     """Convert the Keras model to an ML program and save it as `out_path` (.mlpackage)."""
     ct = import_coremltools()
@@ -94,12 +122,17 @@ def convert(model, out_path: Path, options: CoreMLOptions, context: ExportContex
     spec = mlmodel.get_spec()
     ct.utils.rename_feature(spec, spec.description.output[0].name, name)
     mlmodel = ct.models.MLModel(spec, weights_dir=mlmodel.weights_dir, skip_model_load=True)
+    # Kernels a compressed run holds exactly (shared values, pruned zeros) stay so; then
+    # --compress (zoo/export/coreml_compress.py).
+    mlmodel, plan = compress_weights(mlmodel, options.compress,
+                                     options.minimum_deployment_target)
     _describe(mlmodel, options, context)
     mlmodel.save(str(out_path))  # a package folder: the exporter renames it into place
 
     from zoo.export.mil_reference import MilProgram
 
     program = MilProgram.load(out_path)
+    weights, defects = describe_weights(program, plan)
     classes = len(context.class_names)
     labels = is_label_output(options.output)
     return Artifact(
@@ -113,7 +146,9 @@ def convert(model, out_path: Path, options: CoreMLOptions, context: ExportContex
                  "minimum_deployment_target": options.minimum_deployment_target,
                  "ane_warnings": ane_warnings(program),
                  "unsupported_by_reference": [f"{k} ({n})" for k, n in program.unsupported()],
-                 "runtimes": ["mil-reference"] + (["coreml"] if is_macos() else [])},
+                 "runtimes": ["mil-reference"] + (["coreml"] if is_macos() else []),
+                 "weights": weights},
+        defects=defects,
     )
 
 
