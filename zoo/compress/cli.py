@@ -13,11 +13,18 @@ def compress_command(run: str | None = None, method: Any = None, epochs: int | N
 
     Args:
         run: the run folder or name to compress (default: the newest run); never modified.
-        method: one or more methods, comma-separated, applied in order: qat
-            (quantization-aware training; export the new run with --format tflite-int8,
-            edgetpu or onnx-int8 to use the learned ranges).
+        method: one or more methods, comma-separated, in the order lowrank, prune,
+            cluster | ternary, qat; each fine-tunes as its own run folder, the next starting
+            from it. lowrank:R (factorise convs keeping a fraction R of each kernel's energy;
+            lowrank:macs=F for a MAC budget), prune:S (magnitude pruning to sparsity S in
+            (0, 1), per-layer targets from a sensitivity scan), cluster:K (weight sharing, K
+            values per kernel, K a power of two 2..256), ternary[:t] (trained ternary
+            weights, threshold t x max|w|), qat (quantization-aware training; export with
+            --format tflite-int8, edgetpu or onnx-int8). Deep Compression:
+            --method prune:0.75,cluster:16.
         epochs: fine-tuning epochs; default a fifth of the parent run's, at least 1.
-        lr: peak learning rate; default the parent's times 0.1 (QAT).
+        lr: peak learning rate; default the parent's times the method's scale (0.1; 1.0
+            for ternary).
         checkpoints: folder of run folders; default checkpoints.
 
     An interrupted compression run resumes like any run: python train.py --resume <new run>.
