@@ -15,7 +15,7 @@ import pytest
 
 from zoo.export import FORMATS, ExportContext, parse_options
 from zoo.export import tflite_convert as tflite_convert_module
-from zoo.export.manifest import artifact_entry, write_manifest
+from zoo.export.manifest import artifact_entry, report_table, write_manifest
 from zoo.export.runtimes.litert import LiteRTRunner
 from zoo.export.tflite_convert import read_weights, sparse_kernels
 from zoo.export.validate import reference, validate
@@ -283,6 +283,10 @@ def test_manifest_and_report_carry_the_sizes(converted, tmp_path):
     report = (tmp_path / "report.md").read_text()
     assert "| download | weights (Huffman) |" in report and "Huffman-coded" in report
     assert "weight tensors stored sparse (EXPERIMENTAL_SPARSITY)" in report
+    # An entry listed before sizes existed still reports.
+    old = {k: v for k, v in entry.items()
+           if k not in ("download_bytes", "compressed", "weights", "huffman_bytes")}
+    assert "| n/a | n/a |" in report_table({"artifacts": [old]})
 
 
 # --- XNNPACK's sparse-inference rules on tiny graphs ---------------------------------------

@@ -280,11 +280,11 @@ def with_metadata(data: bytes, meta: dict[str, str]) -> bytes:
 
 # TFLite tensor types as NumPy dtypes (little-endian, as the flatbuffer stores them); packed
 # 4-bit and string types have no NumPy form and are not read as weights.
-_DTYPES = {0: "<f4", 1: "<f2", 2: "<i4", 3: "u1", 4: "<i8", 6: "?", 7: "<i2", 9: "i1",
-           10: "<f8", 12: "<u8", 15: "<u4", 16: "<u2"}
+TFLITE_DTYPES = {0: "<f4", 1: "<f2", 2: "<i4", 3: "u1", 4: "<i8", 6: "?", 7: "<i2", 9: "i1",
+                 10: "<f8", 12: "<u8", 15: "<u4", 16: "<u2"}
 
 
-def _flatbuffer(source):
+def flatbuffer_model(source):
     """A `ModelT` from a path, bytes or a `ModelT`."""
     from tensorflow.lite.tools import flatbuffer_utils
 
@@ -352,7 +352,7 @@ def tflite_weights(source) -> dict[str, np.ndarray]:
     """The constant weight tensors of a .tflite (path, bytes or `ModelT`) that ops read, as
     stored (float32, float16 before its DEQUANTIZE, int8, int32 biases), sparse ones densified;
     by tensor name, each buffer once. Shape and axis constants are left out (`_is_weight`)."""
-    model = _flatbuffer(source)
+    model = flatbuffer_model(source)
     weights: dict[str, np.ndarray] = {}
     seen: set[int] = set()
     for graph in model.subgraphs:
@@ -362,9 +362,9 @@ def tflite_weights(source) -> dict[str, np.ndarray]:
             buffer = model.buffers[tensor.buffer] if 0 < tensor.buffer < len(model.buffers) \
                 else None
             if buffer is None or buffer.data is None or len(buffer.data) == 0 \
-                    or tensor.buffer in seen or tensor.type not in _DTYPES:
+                    or tensor.buffer in seen or tensor.type not in TFLITE_DTYPES:
                 continue
-            dtype = np.dtype(_DTYPES[tensor.type])
+            dtype = np.dtype(TFLITE_DTYPES[tensor.type])
             if not _is_weight(tensor, dtype):
                 continue
             seen.add(tensor.buffer)
@@ -388,7 +388,7 @@ def sparse_facts(source) -> dict[str, int]:
     converter could store sparse) and ``densify_ops``."""
     from tensorflow.lite.python import schema_py_generated as schema
 
-    model = _flatbuffer(source)
+    model = flatbuffer_model(source)
     codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
     sparse = kernels = densify_ops = 0
     for graph in model.subgraphs:

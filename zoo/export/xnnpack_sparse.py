@@ -133,13 +133,14 @@ class _Graph:
 
     def values(self, t: int) -> np.ndarray:
         """The dense values of a static tensor (sparse ones densified)."""
-        from zoo.export.tflite_convert import _DTYPES, densify
+        from zoo.export.tflite_convert import TFLITE_DTYPES, densify
 
         while t in self.unpacked:
             t = self.unpacked[t]
         tensor = self.tensors[t]
         data = self.model.buffers[tensor.buffer].data
-        raw = np.frombuffer(np.asarray(data, np.uint8).tobytes(), np.dtype(_DTYPES[tensor.type]))
+        raw = np.frombuffer(np.asarray(data, np.uint8).tobytes(),
+                            np.dtype(TFLITE_DTYPES[tensor.type]))
         shape = self.shape(t)
         return densify(raw, shape, tensor.sparsity) if tensor.sparsity is not None \
             else raw.reshape(shape)
@@ -405,11 +406,11 @@ def _percent(zeros: int, params: int) -> str:
 def _flatbuffer_of(source):
     """A `ModelT` from a path, bytes, a `ModelT` or a Keras model (converted with
     `keras_tflite`)."""
-    from zoo.export.tflite_convert import _flatbuffer
+    from zoo.export.tflite_convert import flatbuffer_model
 
     if hasattr(source, "layers") and hasattr(source, "weights"):
         source = keras_tflite(source)
-    return _flatbuffer(source)
+    return flatbuffer_model(source)
 
 
 def keras_tflite(model) -> bytes:
