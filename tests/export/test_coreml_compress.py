@@ -214,29 +214,30 @@ def test_exact_encoding_picks_the_smallest_exact_form():
 
 
 # ---------------------------------------------------------------------------- exact carry
-def levels(shape, values, zeros=0.0):
-    kernel = rng.choice(np.asarray(values, np.float32), size=shape)
-    kernel[rng.random(shape) < zeros] = 0
+def levels(r, shape, values, zeros=0.0):
+    """A kernel of `shape` drawing each weight from `values`, a share `zeros` of it zeroed."""
+    kernel = r.choice(np.asarray(values, np.float32), size=shape)
+    kernel[r.random(shape) < zeros] = 0
     return kernel.astype(np.float32)
 
 
 # Keras layer -> (its kernel, the encoding expected on iOS 16 and on iOS 18, palette bits)
 CLUSTERED = {
-    "k16": (lambda: levels((3, 3, 3, 16), np.linspace(-1, 1, 16)), "palettized", 4, 4),
-    "dw_k4": (lambda: levels((3, 3, 16, 1), [-0.5, -0.1, 0.2, 0.6]), "palettized", 2, 2),
-    "ternary": (lambda: levels((1, 1, 16, 64), [-0.3, 0.0, 0.4]), "palettized", 2, 2),
-    "pruned": (lambda: levels((1, 1, 64, 64), rng.normal(size=999), zeros=0.75), "sparse",
+    "k16": (lambda r: levels(r, (3, 3, 3, 16), np.linspace(-1, 1, 16)), "palettized", 4, 4),
+    "dw_k4": (lambda r: levels(r, (3, 3, 16, 1), [-0.5, -0.1, 0.2, 0.6]), "palettized", 2, 2),
+    "ternary": (lambda r: levels(r, (1, 1, 16, 64), [-0.3, 0.0, 0.4]), "palettized", 2, 2),
+    "pruned": (lambda r: levels(r, (1, 1, 64, 64), r.normal(size=999), zeros=0.75), "sparse",
                None, None),
-    "k8": (lambda: levels((1, 1, 64, 64), np.linspace(-0.2, 0.2, 8)), "palettized", 4, 3),
-    "k256": (lambda: levels((3, 3, 64, 64), np.linspace(-0.05, 0.05, 256)), "palettized", 8,
+    "k8": (lambda r: levels(r, (1, 1, 64, 64), np.linspace(-0.2, 0.2, 8)), "palettized", 4, 3),
+    "k256": (lambda r: levels(r, (3, 3, 64, 64), np.linspace(-0.05, 0.05, 256)), "palettized", 8,
              8),
     # Deep Compression: pruned, then zero and 15 shared values (zoo.compress.cluster's form).
-    "deep": (lambda: levels((1, 1, 64, 64), np.r_[np.linspace(-0.3, -0.05, 7),
+    "deep": (lambda r: levels(r, (1, 1, 64, 64), np.r_[np.linspace(-0.3, -0.05, 7),
                                                   np.linspace(0.05, 0.3, 8)], zeros=0.75),
              "palettized", 4, 4),
-    "up_k4": (lambda: levels((2, 2, 32, 64), [-0.2, -0.05, 0.05, 0.2]), "palettized", 2, 2),
+    "up_k4": (lambda r: levels(r, (2, 2, 32, 64), [-0.2, -0.05, 0.05, 0.2]), "palettized", 2, 2),
     # 16 values, but a BatchNorm after it: coremltools scales each output channel (dense).
-    "bn_fused": (lambda: levels((3, 3, 32, 32), np.linspace(-0.3, 0.3, 16)), "dense", None,
+    "bn_fused": (lambda r: levels(r, (3, 3, 32, 32), np.linspace(-0.3, 0.3, 16)), "dense", None,
                  None),
 }
 
@@ -258,10 +259,11 @@ def clustered_model() -> keras.Model:
     x = layers.Conv2D(32, 3, padding="same", use_bias=False, name="bn_fused")(x)
     x = layers.BatchNormalization(name="bn")(x)
     model = keras.Model(image, layers.Conv2D(3, 1, name="classifier")(x))
+    r = np.random.default_rng(1)
     for name, (kernel, *_) in CLUSTERED.items():
         layer = model.get_layer(name)
-        bias = [rng.normal(0, 0.1, w.shape).astype(np.float32) for w in layer.get_weights()[1:]]
-        layer.set_weights([kernel(), *bias])
+        bias = [r.normal(0, 0.1, w.shape).astype(np.float32) for w in layer.get_weights()[1:]]
+        layer.set_weights([kernel(r), *bias])
     model.get_layer("bn").set_weights([np.linspace(0.5, 2, 32, dtype=np.float32),
                                        np.full(32, 0.1, np.float32), np.zeros(32, np.float32),
                                        np.full(32, 2.0, np.float32)])
@@ -421,7 +423,7 @@ def test_a_lossy_setting_faces_the_validation_gate(carried, tmp_path):
     from zoo.export.validate import reference, validate
 
     model, passing = carried("fp32-iOS16")
-    images = rng.integers(0, 256, (3, *SIZE, 3), dtype=np.uint8)
+    images = np.random.default_rng(2).integers(0, 256, (3, *SIZE, 3), dtype=np.uint8)
     # Keras' own labels (it scores 1.0), the near-ties of this random net ignored: any
     # rounding flips them.
     logits = np.asarray(model(images.astype(np.float32)))
