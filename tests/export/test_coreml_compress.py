@@ -391,11 +391,19 @@ def test_carried_model_matches_keras_and_read_weights(key, carried):
         assert np.abs(got - want).max() < 0.02 * scale
     else:
         assert np.percentile(np.abs(got - want), 99) < 0.2 * scale
+    # read_weights: every kernel and bias, decoded; a quantized kernel as its stored int8.
     weights = read_coreml_weights(artifact.path)
     program = MilProgram.load(artifact.path)
+    decoded = program.constants()
     assert weights.keys() == program.weights().keys()
-    for var in kernels(program).values():  # every kernel, decoded, plus the biases
-        np.testing.assert_array_equal(weights[var.name], program.constants()[var.name])
+    records = {r["layer"]: r for r in artifact.details["weights"]["kernels"]}
+    for layer, var in kernels(program).items():
+        if records[layer]["kind"] == "quantized":  # times its per-channel scales: the kernel
+            assert weights[var.name].dtype == np.int8 and key == "fp32-iOS16"
+            scale = var.op.inputs["scale"].val.reshape(-1, 1, 1, 1)
+            np.testing.assert_allclose(weights[var.name] * scale, decoded[var.name], rtol=1e-6)
+        else:
+            np.testing.assert_array_equal(weights[var.name], decoded[var.name])
     biases = [v for k, v in weights.items() if v.ndim == 1]
     assert len(biases) >= len(CLUSTERED) - 1
     assert FORMATS.get("coreml").read_weights is read_coreml_weights
@@ -460,6 +468,9 @@ def test_export_records_how_weights_are_stored(trained_run, tmp_path):
     assert weights["kinds"]["quantized"]["bits"] == {"8": weights["kinds"]["quantized"][
         "kernels"]}
     assert "constexpr_affine_dequantize" in entry["ops"]
+    stored = read_coreml_weights(out / "model.mlpackage")
+    assert sum(w.dtype == np.int8 for w in stored.values()) == weights["kinds"]["quantized"][
+        "kernels"]
     report = (out / "report.md").read_text()
     assert "Core ML weights: kernels: " in report and " quantized (8-bit x" in report
 

@@ -352,6 +352,33 @@ def encoding(var) -> dict[str, Any]:
     return {"kind": kind}
 
 
+def stored_weights(program) -> dict[str, np.ndarray]:
+    """`FormatSpec.read_weights` of Core ML: the weight tensors the computing ops read, by
+    variable name (`MilProgram.weights`: kernels and biases, palettes looked up and sparse
+    tensors filled by the reference interpreter), a quantized one as its stored integers
+    (int8 / int4, zeros filled for the joint sparse form), as the TFLite and ONNX readers keep
+    int8 weights."""
+    from zoo.export.mil_reference import sparse_to_dense
+
+    constants = program.constants()
+    weights = program.weights()
+    for operation in program.function.operations:
+        data = None
+        if operation.op_type == "constexpr_affine_dequantize":
+            data = constants[operation.inputs["quantized_data"].name]
+        elif operation.op_type == "constexpr_blockwise_shift_scale":
+            data = constants[operation.inputs["data"].name]
+        elif operation.op_type == "constexpr_sparse_to_dense":
+            source = operation.inputs["nonzero_data"].op
+            if source.op_type == "constexpr_sparse_blockwise_shift_scale":
+                data = sparse_to_dense(constants[source.inputs["nonzero_data"].name],
+                                       constants[source.inputs["data_mask"].name])
+        name = operation.outputs[0].name
+        if name in weights and data is not None and np.asarray(data).dtype.kind in "iu":
+            weights[name] = np.asarray(data)
+    return weights
+
+
 def describe_weights(program, plan: Plan) -> tuple[dict[str, Any], list[str]]:
     """(the manifest's ``details["weights"]``, defects) of a saved program: per kernel how it
     is stored, its values and zeros as decoded by the reference interpreter, and whether the

@@ -36,6 +36,7 @@ from zoo.export.coreml_compress import (
     describe_weights,
     parse_setting,
     report_line,
+    stored_weights,
 )
 from zoo.export.format import FLOAT16, register_format
 from zoo.export.options import ExportOptions, choice, option
@@ -79,11 +80,12 @@ def read_coreml_metadata(path: Path) -> dict[str, str]:
 
 
 def read_coreml_weights(path: Path) -> dict[str, np.ndarray]:
-    """The program's weight tensors by variable name, decoded by the reference interpreter as
-    Core ML computes with them (palettes looked up, sparse kernels filled, int8 scaled)."""
+    """The program's weight tensors by variable name: palettes looked up and sparse tensors
+    filled by the reference interpreter, quantized ones as their stored integers
+    (`zoo.export.coreml_compress.stored_weights`)."""
     from zoo.export.mil_reference import MilProgram
 
-    return MilProgram.load(path).weights()
+    return stored_weights(MilProgram.load(path))
 
 
 def coreml_report_section(entry: dict) -> list[str]:
