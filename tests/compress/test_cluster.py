@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 
+from zoo.compress import METHODS
 from zoo.compress.cluster import keep_shared, kmeans_1d, share
 from zoo.compress.keep import weight_kernels
 from zoo.compress.run import compress
@@ -73,6 +74,10 @@ def test_the_chain_is_one_run_per_stage_with_its_provenance(chain):
     first, second = load_config(middle / "config.yaml"), load_config(last / "config.yaml")
     assert first.compress.parent == parent.name and first.compress.methods == ["prune:0.5"]
     assert second.compress.methods == ["prune:0.5", f"cluster:{K}"]
+    # Each stage scales the first parent's learning rate by its own method's factor.
+    base = load_config(parent / "config.yaml").train.lr
+    assert first.train.lr == pytest.approx(base * METHODS.get("prune").lr_scale)
+    assert second.train.lr == pytest.approx(base * METHODS.get("cluster").lr_scale)
     history = json.loads((last / "compress.json").read_text())
     assert [h["method"] for h in history] == ["prune:0.5", f"cluster:{K}"]
     assert history[1]["clustered_kernels"] > 20 and history[1]["folded_batchnorm"] > 0

@@ -70,7 +70,8 @@ def collect(parent: Path, checkpoints: Path) -> list[dict]:
     rows = []
     parent_miou = None
     for run in descendants(parent, checkpoints):
-        methods = load_config(run / "config.yaml").compress.methods
+        cfg = load_config(run / "config.yaml")
+        methods = cfg.compress.methods
         manifests = sorted(run.glob("artifacts*/manifest.json"))
         counts = weight_counts(run) if manifests else {}
         for manifest in manifests:
@@ -82,6 +83,7 @@ def collect(parent: Path, checkpoints: Path) -> list[dict]:
                 v = entry.get("validation") or {}
                 rows.append({
                     "run": run.name, "methods": ",".join(methods) or "none (parent)",
+                    "finetune": f"{cfg.train.epochs} ep, lr {cfg.train.lr:g}" if methods else "",
                     **counts, "artifact": _label(entry), "format": entry["format"],
                     "path": str(manifest.parent / entry["file"]), "runtime": entry["runtime"],
                     "passed": entry["passed"], "bytes": entry["bytes"],
@@ -122,14 +124,15 @@ def time_rows(rows: list[dict], input_size, threads: int, runs: int) -> None:
 
 def markdown(rows: list[dict]) -> list[str]:
     mb = 1e6
-    lines = ["| methods | artifact | params | non-zero | raw MB | download MB | Huffman MB | "
-             "ratio vs fp32 TFLite | mIoU | drop (own Keras) | drop vs parent | ms |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| methods | fine-tune | artifact | params | non-zero | raw MB | download MB | "
+             "Huffman MB | ratio vs fp32 TFLite | mIoU | drop (own Keras) | drop vs parent | ms |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         def fmt(v, spec):
             return "" if v is None else format(v, spec)
         lines.append(
-            f"| {r['methods']} | {r['artifact']}{'' if r['passed'] else ' (failed)'} | "
+            f"| {r['methods']} | {r['finetune']} | {r['artifact']}"
+            f"{'' if r['passed'] else ' (failed)'} | "
             f"{r['parameters']:,} | {r['nonzero']:,} | {r['bytes'] / mb:.2f} | "
             f"{fmt(r['download_bytes'] and r['download_bytes'] / mb, '.2f')} | "
             f"{fmt(r['huffman_bytes'] and r['huffman_bytes'] / mb, '.2f')} | "

@@ -25,6 +25,10 @@ Example::
 4. **Exact zeros**: a mask multiplies each kernel after every optimizer step (the variable's
    constraint), in this run and in every later stage of a chain (`cluster` keeps zero as its
    own shared value), so the exported weights are exactly as sparse.
+
+The fine-tuning runs at the parent's learning rate (`lr_scale` 1.0), cosine to zero: pruning
+75 % of mobileunet 0.5 on CamVid at a tenth of it recovered only to 0.373 mIoU from 0.410 in
+4 epochs (train loss flat at 1.06), too slow for a fifth of the parent's epochs.
 """
 
 from __future__ import annotations
@@ -230,5 +234,5 @@ def keep_zeros(model, sparsity: float, current: bool, run_dir: Path) -> list:
     return [PruneSchedule({p: masks[p] for p in targets}, targets)]
 
 
-register_method("prune", lr_scale=0.1, check=check_sparsity, stage=1,
+register_method("prune", lr_scale=1.0, check=check_sparsity, stage=1,
                 constrain=keep_zeros)(prune_method)

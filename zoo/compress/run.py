@@ -95,6 +95,7 @@ def compress(run, method, epochs=None, lr=None, checkpoints_dir=CHECKPOINTS_DIR,
     except ConfigError as exc:
         raise ConfigError(f"--run: {exc}") from None
     epochs = epochs or max(1, parent_epochs(run_dir) // 5)
+    base_lr = cfg.train.lr  # each stage scales the first parent's rate, not the stage before's
     spec = spec_from_dict(cfg.data.spec)
     size = tuple(cfg.model.input_size)
     train_images = load_split_arrays(spec, cfg.data.train_split, size,
@@ -114,7 +115,7 @@ def compress(run, method, epochs=None, lr=None, checkpoints_dir=CHECKPOINTS_DIR,
         data.files["compress.json"] = _writer(json.dumps([*history, record], indent=2))
         new = replace(
             cfg, run_id="",
-            train=replace(cfg.train, epochs=epochs, lr=lr or cfg.train.lr * spec_.lr_scale,
+            train=replace(cfg.train, epochs=epochs, lr=lr or base_lr * spec_.lr_scale,
                           warmup_epochs=0, schedule="cosine", early_stopping=None),
             compress=CompressConfig(parent=run_dir.name,
                                     methods=[*cfg.compress.methods, label]))
