@@ -148,8 +148,6 @@ def finetune(cfg: RunConfig, model: keras.Model, checkpoints_dir: Path = CHECKPO
     save_config(cfg, run_dir / "config.yaml")
     for name, write in (files or {}).items():
         write(run_dir / name)
-    for name, write in (files or {}).items():
-        write(run_dir / name)
     return _fit(cfg, spec, scans, class_weights, run_dir, resume_from=None, verbose=verbose)
 
 
