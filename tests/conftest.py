@@ -23,7 +23,9 @@ SHARED_UNITS = {
                   "export/test_edgetpu.py"),
     "bench": ("bench/test_bench.py", "bench/test_targets.py"),
 }
-LONGEST_FIRST = ("export/test_coreml.py", "contracts", "export/test_int8_graph.py",
+LONGEST_FIRST = ("export/test_coreml.py", "compress/test_cluster.py", "compress/test_prune.py",
+                 "contracts", "export/test_int8_graph.py", "compress/test_ternary.py",
+                 "compress/test_lowrank.py", "export/test_coreml_compress.py",
                  "export/test_exporter.py", "export/test_outputs.py", "compress/test_qat.py",
                  "export/test_int8_report.py", "train/test_loop.py", "bench", "test_weights.py",
                  "heads/test_heads.py", "backbones/test_backbones.py",

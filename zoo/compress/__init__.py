@@ -88,8 +88,9 @@ class CompressData:
 def register_method(name: str, *, lr_scale: float = 0.1, check: Callable | None = None,
                     stage: int = 0, constrain: Callable | None = None) -> Callable:
     def decorator(fn: Callable) -> Callable:
-        METHODS.register(name, Method(name, fn, lr_scale, (fn.__doc__ or "").split("\n")[0],
-                                      check, stage, constrain))
+        METHODS.register(name, Method(name, fn, lr_scale=lr_scale,
+                                      summary=(fn.__doc__ or "").split("\n")[0], check=check,
+                                      stage=stage, constrain=constrain))
         return fn
 
     return decorator

@@ -179,8 +179,9 @@ def describe(model, layer, plan=None) -> Conv:
     matrix = kernel.reshape(-1, n).T.astype(np.float64) * scale[:, None]
     left, singular, right = np.linalg.svd(matrix, full_matrices=False)
     positions = math.prod(int(s) for s in _nodes(model, layer)[0].output_tensors[0].shape[1:3])
-    return Conv(layer, matrix, bias.astype(np.float64) * scale, scale.astype(np.float64),
-                singular, left, right, positions)
+    return Conv(layer, matrix, bias=bias.astype(np.float64) * scale,
+                scale=scale.astype(np.float64), singular=singular, left=left, right=right,
+                positions=positions)
 
 
 def candidates(model) -> tuple[list[Conv], dict[str, str]]:
@@ -372,8 +373,8 @@ def factorize(model, ranks: dict[str, int], images: np.ndarray | None = None, *,
             "macs_before": layer_macs(conv.layer),
             "macs_after": layer_macs(first) + layer_macs(second)}
     if pairs and images is not None and len(images):
-        _refine(model, result, [convs[name] for name in pairs], ranks, pairs, images, records,
-                samples=samples, batch_size=batch_size, seed=seed)
+        _refine(model, result, [convs[name] for name in pairs], ranks, pairs, images=images,
+                records=records, samples=samples, batch_size=batch_size, seed=seed)
     else:
         for name, pair in pairs.items():
             _set_pair(*pair, convs[name], *_svd(convs[name], ranks[name]), convs[name].bias,
@@ -381,7 +382,7 @@ def factorize(model, ranks: dict[str, int], images: np.ndarray | None = None, *,
     return result, list(records.values())
 
 
-def _refine(model, result, convs: list[Conv], ranks, pairs, images, records, *,
+def _refine(model, result, convs: list[Conv], ranks, pairs, *, images, records,
             samples: int, batch_size: int, seed: int) -> None:
     """Asymmetric refinement of every pair, in topological order (module docstring, 4.)."""
     rng = np.random.default_rng(seed)

@@ -210,7 +210,7 @@ def _depth_to_space(x, block_size):
     ``(i * b + j) * C_out + c``."""
     b = int(block_size)
     n, c, h, w = x.shape
-    out = x.reshape(n, b, b, c // (b * b), h, w).transpose(0, 3, 4, 1, 5, 2)
+    out = x.reshape((n, b, b, c // (b * b), h, w)).transpose((0, 3, 4, 1, 5, 2))
     return out.reshape(n, c // (b * b), h * b, w * b)
 
 
