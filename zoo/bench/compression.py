@@ -60,7 +60,7 @@ def weight_counts(run: Path) -> dict[str, int]:
 
 def _label(entry: dict) -> str:
     compress = (entry.get("options") or {}).get("compress")
-    return entry["format"] + (f" --compress {compress}" if compress else "")
+    return entry["format"] + (f" --compress {compress}" if compress not in (None, "none") else "")
 
 
 def collect(parent: Path, checkpoints: Path) -> list[dict]:
