@@ -75,7 +75,19 @@ CONVS = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, DepthToSpaceUpsample
 
 class _Ternary:
     """What the ternary convs share: the weights `wp`, `wn` (trainable, in units of `scale`)
-    and `scale` (the float kernel's max |w|, fixed), and the kernel they make."""
+    and `scale` (the float kernel's max |w|, fixed), and the kernel they make; the threshold
+    option, built after the conv's own weights."""
+
+    def __init__(self, *args, threshold: float = DEFAULT_THRESHOLD, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.threshold = _check_threshold(threshold)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self._build_ternary()
+
+    def get_config(self):
+        return {**super().get_config(), "threshold": self.threshold}
 
     def _build_ternary(self) -> None:
         self.wp = self.add_weight(name="wp", shape=(), initializer="ones")
@@ -138,35 +150,15 @@ def _check_threshold(threshold) -> float:
 class TernaryConv2D(_Ternary, keras.layers.Conv2D):
     """`Conv2D` whose kernel is ternary: {-Wn, 0, +Wp} (see the module docstring)."""
 
-    def __init__(self, *args, threshold: float = DEFAULT_THRESHOLD, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.threshold = _check_threshold(threshold)
-
-    def build(self, input_shape):
-        super().build(input_shape)
-        self._build_ternary()
-
     def call(self, inputs, training=None):
         outputs = self.convolution_op(inputs, self.ternary_kernel(training))
         if self.use_bias:
             outputs = ops.add(outputs, self.bias)
         return self.activation(outputs) if self.activation is not None else outputs
 
-    def get_config(self):
-        return {**super().get_config(), "threshold": self.threshold}
-
-
 @keras.saving.register_keras_serializable(package="zoo")
 class TernaryDepthwiseConv2D(_Ternary, keras.layers.DepthwiseConv2D):
     """`DepthwiseConv2D` whose kernel is ternary: {-Wn, 0, +Wp} (see the module docstring)."""
-
-    def __init__(self, *args, threshold: float = DEFAULT_THRESHOLD, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.threshold = _check_threshold(threshold)
-
-    def build(self, input_shape):
-        super().build(input_shape)
-        self._build_ternary()
 
     def call(self, inputs, training=None):
         outputs = ops.depthwise_conv(inputs, self.ternary_kernel(training),
@@ -176,10 +168,6 @@ class TernaryDepthwiseConv2D(_Ternary, keras.layers.DepthwiseConv2D):
         if self.use_bias:
             outputs = ops.add(outputs, self.bias)
         return self.activation(outputs) if self.activation is not None else outputs
-
-    def get_config(self):
-        return {**super().get_config(), "threshold": self.threshold}
-
 
 @keras.saving.register_keras_serializable(package="zoo")
 class TernaryDepthToSpaceUpsample(DepthToSpaceUpsample):
