@@ -28,7 +28,6 @@ import csv
 import io
 import tempfile
 from collections import defaultdict
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,82 +37,7 @@ from zoo.checks import folder, integer, number
 from zoo.checks import size as check_size
 from zoo.errors import ConfigError
 from zoo.files import write_text_atomic
-
-
-@dataclass
-class Unit:
-    """Consecutive layers that TFLite runs as one op (plus fused elementwise ops)."""
-
-    op: str
-    layers: list[Any] = field(default_factory=list)
-    macs: int = 0
-
-
-def op_name(layer) -> str | None:
-    """The TFLite op a Keras layer becomes, or None for a layer fused into the previous one."""
-    import keras
-
-    L = keras.layers
-    if isinstance(layer, L.Conv2DTranspose):
-        return "TRANSPOSE_CONV"
-    if isinstance(layer, L.DepthwiseConv2D):
-        return "DEPTHWISE_CONV_2D"
-    if isinstance(layer, L.SeparableConv2D):
-        return "SEPARABLE_CONV (dw+1x1)"
-    if isinstance(layer, L.Conv2D):
-        kh, kw = layer.kernel_size
-        return f"CONV_2D {kh}x{kw}"
-    if isinstance(layer, L.Dense):
-        return "FULLY_CONNECTED"
-    if isinstance(layer, L.UpSampling2D | L.Resizing):
-        method = getattr(layer, "interpolation", "nearest")
-        return "RESIZE_BILINEAR" if method == "bilinear" else f"RESIZE ({method})"
-    if isinstance(layer, L.Concatenate):
-        return "CONCATENATION"
-    if isinstance(layer, L.Add):
-        return "ADD"
-    if isinstance(layer, L.Multiply):
-        return "MUL"
-    if isinstance(layer, L.GlobalAveragePooling2D | L.AveragePooling2D):
-        return "MEAN / AVERAGE_POOL_2D"
-    if isinstance(layer, L.MaxPooling2D):
-        return "MAX_POOL_2D"
-    return None
-
-
-def units_of(model) -> list[Unit]:
-    """The model's layers in graph order, grouped into units (see the module docstring)."""
-    import keras
-
-    from zoo.stats import layer_macs
-
-    units: list[Unit] = []
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.InputLayer):
-            continue
-        name = op_name(layer)
-        if name is not None or not units:
-            units.append(Unit(name or "input prep"))
-        units[-1].layers.append(layer)
-        units[-1].macs += layer_macs(layer)
-    return units
-
-
-def _inputs(layer) -> list:
-    value = layer.input
-    return list(value) if isinstance(value, list | tuple) else [value]
-
-
-def prefix_model(model, layers: list, done: int):
-    """The sub-model of `layers[:done]`, outputting every tensor a later layer still uses."""
-    import keras
-
-    later = {id(t) for layer in layers[done:] for t in _inputs(layer)}
-    outputs = [layer.output for layer in layers[:done] if id(layer.output) in later]
-    last = layers[done - 1].output
-    if all(o is not last for o in outputs):
-        outputs.append(last)
-    return keras.Model(model.input, outputs, name=f"prefix_{done}")
+from zoo.graph import prefix_model, units_of
 
 
 def ops(arch: str = "mobileunet", alpha: float = 0.5, size: int = 224, threads: int = 1,
