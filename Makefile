@@ -15,7 +15,7 @@ $(VENV)/.installed-export: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[export,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[export,dev,split]'
 	touch $@
 
 ## demo: the main job: the model table, then mobileunet trained on the embedded shapes data
