@@ -1,0 +1,229 @@
+"""`python split.py plan|export|serve|run`: split computing from the command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from zoo import checks
+from zoo.errors import ConfigError
+
+PROFILE_VERSION = 1
+
+
+def plan_command(run: str | None = None, link: Any = "wifi", objective: str = "latency",
+                 transfer: str = "int8", device_slowdown: float = 1.0,
+                 server_load: float = 1.0, radio: str | None = None, threads_device: int = 1,
+                 threads_server: int = 1, every: int = 1, runs: int = 20,
+                 latency_model: str | None = None, out: str | None = None,
+                 reprofile: bool = False, checkpoints: str = "checkpoints") -> None:
+    """Profile a run's cuts, fit per-layer-type latency models and choose where to cut.
+
+    Example: python split.py plan --run checkpoints/mobileunet-a0.5-224x288-... --link lte
+
+    Args:
+        run: the run folder (default: the newest run).
+        link: wifi, lte, 3g (published medians), BW,RTT or UP/DOWN,RTT (Mbit/s, ms).
+        objective: latency or energy (the phone's, estimated).
+        transfer: precision of the tensors sent: float32, float16 or int8.
+        device_slowdown: how many times slower the phone runs the device half than this
+            machine's measured thread(s) (1: this CPU as the device).
+        server_load: factor on the server's time (1: idle).
+        radio: the radio power model for a BW,RTT link: wifi, lte or 3g.
+        threads_device: LiteRT threads of the device half.
+        threads_server: onnxruntime threads of the server half.
+        every: measure every N-th cut (the latency models predict the others).
+        runs: timed runs per half.
+        latency_model: a latency_model.json fitted on another run: plan on its predictions
+            (a network the models never ran) and compare them with this run's measurements.
+        out: output folder (default <run>/split/plan-<link>-<transfer>).
+        reprofile: measure again even when a profile of the same checkpoint and settings
+            exists.
+        checkpoints: folder of run folders.
+    """
+    make_plan(**locals())
+
+
+def make_plan(run: str | None = None, link: Any = "wifi", objective: str = "latency",
+              transfer: str = "int8", device_slowdown: float = 1.0, server_load: float = 1.0,
+              radio: str | None = None, threads_device: int = 1, threads_server: int = 1,
+              every: int = 1, runs: int = 20, latency_model: str | None = None,
+              out: str | None = None, reprofile: bool = False,
+              checkpoints: str = "checkpoints") -> dict:
+    """`plan_command` returning plan.json's content."""
+    from zoo.runs import resolve_run
+    from zoo.split.latency_model import errors, fit
+    from zoo.split.link import parse_link
+    from zoo.split.plan import OBJECTIVES, choose, estimate, write_plan
+
+    link = parse_link(link)
+    if objective not in OBJECTIVES:
+        raise ConfigError(f"--objective must be one of {', '.join(OBJECTIVES)}, got "
+                          f"{objective!r}")
+    from zoo.split.cuts import bytes_per_value
+
+    bytes_per_value(transfer)
+    device_slowdown = checks.number("--device-slowdown", device_slowdown, 0, low_open=True)
+    server_load = checks.number("--server-load", server_load, 0, low_open=True)
+    every, runs = checks.integer("--every", every, 1), checks.integer("--runs", runs, 1)
+    threads_device = checks.integer("--threads-device", threads_device, 1, 1024)
+    threads_server = checks.integer("--threads-server", threads_server, 1, 1024)
+    given = _read_latency_models(latency_model) if latency_model else None
+    run_dir = resolve_run(run, Path(checkpoints))
+    profile = cached_profile(run_dir, threads_device=threads_device,
+                             threads_server=threads_server, every=every, runs=runs,
+                             reprofile=reprofile)
+    own = {side: fit(profile, side, fitted_on=run_dir.name) for side in ("device", "server")}
+    models = given or own
+    predicted = {side: models[side].cumulative(profile.units) for side in models}
+    measured = {side: [m if m is not None else predicted[side][k]
+                       for k, m in enumerate(getattr(profile, f"{side}_ms"))]
+                for side in models}
+    options = {"transfer": transfer, "device_slowdown": device_slowdown,
+               "server_load": server_load, "radio": radio}
+    rows = estimate(profile, predicted, link, **options)
+    measured_rows = estimate(profile, measured, link, **options)
+    chosen = choose(rows, objective)
+    best = choose(measured_rows, objective)
+    figure = "total_ms" if objective == "latency" else "energy_mj"
+    within = getattr(measured_rows[chosen.index], figure) / getattr(best, figure)
+    facts = {
+        "run": str(run_dir), "run_id": run_dir.name, "link": link.__dict__,
+        "objective": objective, "times": "predicted", "cpu": profile.cpu,
+        "threads_device": threads_device, "threads_server": threads_server,
+        "measured_cuts": sum(t is not None for t in profile.device_ms),
+        "cuts": len(profile.cuts), **options,
+        "latency_models": {side: m.to_dict() for side, m in models.items()},
+        "prediction_error": {side: errors(models[side], profile, side) for side in models},
+        "measured_best": best.to_dict(), "chosen_vs_measured_best": within,
+        "energy_note": "phone energy is estimated from published powers (zoo.split.energy)"}
+    out_dir = Path(out) if out else run_dir / "split" / f"plan-{link.name}-{transfer}"
+    result = write_plan(out_dir, rows, chosen, facts, measured_rows)
+    from zoo.files import write_text_atomic
+
+    write_text_atomic(out_dir / "latency_model.json", json.dumps(
+        {side: m.to_dict() for side, m in own.items()}, indent=2) + "\n")
+    err = facts["prediction_error"]
+    print(f"cut {chosen.cut} (#{chosen.index} of {len(rows)}): predicted {chosen.total_ms:.1f} "
+          f"ms, estimated {chosen.energy_mj:.0f} mJ on {link.name}; measured best "
+          f"{best.cut} {best.total_ms:.1f} ms, chosen {within * 100:.1f} % of it; prediction "
+          f"error device {err['device']['median_pct']:.1f} % (max {err['device']['max_pct']:.1f}"
+          f" %), server {err['server']['median_pct']:.1f} % (max "
+          f"{err['server']['max_pct']:.1f} %) of the whole side")
+    print(f"plan: {out_dir / 'plan.md'}")
+    return result
+
+
+def _read_latency_models(path: str) -> dict:
+    from zoo.split.latency_model import LatencyModel
+
+    file = Path(path)
+    if file.is_dir():
+        file = file / "latency_model.json"
+    try:
+        data = json.loads(file.read_text())
+        return {side: LatencyModel.from_dict(data[side]) for side in ("device", "server")}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"--latency-model {path}: expected a latency_model.json written by "
+                          f"`split.py plan` ({type(exc).__name__}: {exc})") from None
+
+
+def cached_profile(run_dir: Path, *, threads_device: int, threads_server: int, every: int,
+                   runs: int, reprofile: bool = False):
+    """The run's profile (`zoo.split.profile.measure`), measured once per checkpoint and
+    settings and kept in <run>/split/."""
+    import hashlib
+
+    from zoo.config import load_config
+    from zoo.export.exporter import export_context, load_checkpoint, validation_data
+    from zoo.files import write_text_atomic
+    from zoo.split.profile import Profile, measure
+
+    checkpoint = run_dir / "best.keras"
+    if not checkpoint.is_file():
+        raise ConfigError(f"{checkpoint}: checkpoint not found")
+    digest = hashlib.sha256(checkpoint.read_bytes()).hexdigest()[:16]
+    key = f"d{threads_device}-s{threads_server}-e{every}-r{runs}"
+    path = run_dir / "split" / f"profile-{key}.json"
+    if path.is_file() and not reprofile:
+        data = json.loads(path.read_text())
+        if data.get("checkpoint") == digest and data.get("version") == PROFILE_VERSION:
+            return Profile.from_dict(data["profile"])
+    cfg = load_config(run_dir / "config.yaml")
+    spec, _, _ = validation_data(cfg, 1)
+    context = export_context(cfg, run_dir, spec, threads_device)
+    model = load_checkpoint(checkpoint)
+    profile = measure(model, context, threads_device=threads_device,
+                      threads_server=threads_server, runs=runs, every=every)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, json.dumps({"version": PROFILE_VERSION, "checkpoint": digest,
+                                        "profile": profile.to_dict()}) + "\n")
+    return profile
+
+
+def export_command(run: str | None = None, cut: str | None = None, transfer: str = "int8",
+                   device: str = "tflite", out: str | None = None,
+                   val_images: int | None = None, threads: int = 1, overwrite: bool = False,
+                   checkpoints: str = "checkpoints") -> None:
+    """Export the device half (TFLite) and the server half (ONNX) of a cut and validate them as
+    a pair: server(device(x)) against the Keras model on the validation images.
+
+    Example: python split.py export --run checkpoints/<run> --cut conv_pw_11_relu --transfer int8
+
+    Args:
+        run: the run folder (default: the newest run).
+        cut: a cut's name (`split.py plan` lists them), input (all on the server) or output
+            (all on the device).
+        transfer: precision of the tensors sent: float32, float16 or int8 (at most 0.5 pt
+            mIoU lost).
+        device: the device half's format: tflite (float32) or tflite-int8.
+        out: output folder (default <run>/split/<cut>-<transfer>-<device>).
+        val_images: validation images the pair is checked on (default: all).
+        threads: runtime threads while validating.
+        overwrite: replace an existing folder.
+        checkpoints: folder of run folders.
+    """
+    import sys
+
+    from zoo.split.halves import export_halves
+
+    try:
+        facts = export_halves(run, cut, transfer=transfer, device=device, out=out,
+                              val_images=val_images, threads=threads, overwrite=overwrite,
+                              checkpoints_dir=checkpoints)
+    except ConfigError as exc:
+        if "failed validation" in str(exc):
+            print(f"error: {exc}", file=sys.stderr)
+            sys.exit(1)
+        raise
+    v = facts["validation"]
+    print(f"{facts['folder']}: cut {facts['cut']}, {facts['transfer_bytes'] / 1e3:.1f} KB up "
+          f"({facts['transfer']}), pair mIoU {v['miou']:.4f} (drop {v['miou_drop_pt']:+.2f} pt, "
+          f"agreement {v['agreement_pct']:.2f} %), model {facts['model_name']}")
+
+
+def serve_command(artifacts: str | None = None, port: int = 8000, host: str = "127.0.0.1",
+                  max_queue: int = 8, workers: int = 1, threads: int | None = None) -> None:
+    """Serve the server half of an exported split over HTTP (Open Inference Protocol, KServe v2
+    / Triton), on 127.0.0.1 unless --host says otherwise.
+
+    Example: python split.py serve --artifacts checkpoints/<run>/split/<cut>-int8-tflite
+
+    Args:
+        artifacts: the folder `split.py export` wrote.
+        port: TCP port (0: a free one, printed).
+        host: address to bind.
+        max_queue: requests waiting at most; more are answered 503 at once.
+        workers: inference threads.
+        threads: onnxruntime intra-op threads per worker.
+    """
+    from zoo.split.server import serve
+
+    if artifacts is None:
+        raise ConfigError("--artifacts is required: a folder written by `split.py export`")
+    serve(artifacts, host=host, port=port, max_queue=max_queue, workers=workers,
+          threads=threads)
+
+
+COMMANDS = {"plan": plan_command, "export": export_command, "serve": serve_command}
