@@ -1,7 +1,9 @@
 """The split server against the real `tritonclient.http`: metadata, binary, JSON and mixed
 inference equal to onnxruntime run directly (an INT8 input through DequantizeLinear, a UINT8
 label map out), 400s with one-line reasons, 503 on a full queue with the load figures, stats,
-refusals at start, and a graceful SIGTERM with a request in flight."""
+refusals at start, and a graceful SIGTERM with a request in flight; two models (two cuts) served
+by one server through one queue, each answering with its own results and statistics, listed by
+the repository index."""
 
 import contextlib
 import http.client
@@ -22,16 +24,21 @@ import pytest
 
 from zoo.errors import ConfigError
 from zoo.files import sha256_file
-from zoo.split.server import read_load, serve
+from zoo.split import server
+from zoo.split.server import load_models, read_load, serve
 
 NAME = "tiny-cut"
 SHAPES = {"x": [1, 8, 10, 4], "q": [1, 4, 5, 16]}
 SCALE = 0.05
+# A second cut of the same network: other tensors, another scale, its own name and version.
+NAME_B = "tiny-cut-b"
+SHAPES_B = {"x": [1, 4, 5, 4], "q": [1, 2, 5, 8]}
+SCALE_B = 0.5
 rng = np.random.default_rng(0)
 
 
-def build_model(path: Path) -> None:
-    """x (FP32) + dequantized q (INT8, scale 0.05) reshaped to x's shape -> logits (FP32) and
+def build_model(path: Path, shapes: dict = SHAPES, scale: float = SCALE) -> None:
+    """x (FP32) + dequantized q (INT8, scale `scale`) reshaped to x's shape -> logits (FP32) and
     their argmax over the last axis -> labels (UINT8), as a server half would answer."""
     from onnx import TensorProto, helper, numpy_helper
 
@@ -43,22 +50,23 @@ def build_model(path: Path) -> None:
          helper.make_node("ArgMax", ["logits"], ["index"], axis=3, keepdims=0),
          helper.make_node("Cast", ["index"], ["labels"], to=TensorProto.UINT8)],
         "server_half",
-        [value("x", TensorProto.FLOAT, SHAPES["x"]), value("q", TensorProto.INT8, SHAPES["q"])],
-        [value("logits", TensorProto.FLOAT, SHAPES["x"]),
-         value("labels", TensorProto.UINT8, SHAPES["x"][:3])],
-        [numpy_helper.from_array(np.array(SCALE, np.float32), "scale"),
+        [value("x", TensorProto.FLOAT, shapes["x"]), value("q", TensorProto.INT8, shapes["q"])],
+        [value("logits", TensorProto.FLOAT, shapes["x"]),
+         value("labels", TensorProto.UINT8, shapes["x"][:3])],
+        [numpy_helper.from_array(np.array(scale, np.float32), "scale"),
          numpy_helper.from_array(np.array(0, np.int8), "zero"),
-         numpy_helper.from_array(np.array(SHAPES["x"], np.int64), "shape")])
+         numpy_helper.from_array(np.array(shapes["x"], np.int64), "shape")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     path.write_bytes(model.SerializeToString())
 
 
-def write_artifacts(folder: Path) -> Path:
+def write_artifacts(folder: Path, name: str = NAME, version: str = "1", shapes: dict = SHAPES,
+                    scale: float = SCALE) -> Path:
     folder.mkdir(parents=True)
-    build_model(folder / "server.onnx")
+    build_model(folder / "server.onnx", shapes, scale)
     (folder / "split.json").write_text(json.dumps({
-        "model_name": NAME, "model_version": "1", "cut": "conv_pw_5_relu",
+        "model_name": name, "model_version": version, "cut": "conv_pw_5_relu",
         "sha256": {"server.onnx": sha256_file(folder / "server.onnx")}}))
     return folder
 
@@ -68,9 +76,15 @@ def artifacts(tmp_path_factory):
     return write_artifacts(tmp_path_factory.mktemp("split") / "artifacts")
 
 
-def frame() -> dict[str, np.ndarray]:
-    return {"x": rng.normal(size=SHAPES["x"]).astype(np.float32),
-            "q": rng.integers(-128, 128, SHAPES["q"], dtype=np.int8)}
+@pytest.fixture(scope="module")
+def artifacts_b(artifacts):
+    """The second cut's folder, beside the first."""
+    return write_artifacts(artifacts.parent / "artifacts_b", NAME_B, "2", SHAPES_B, SCALE_B)
+
+
+def frame(shapes: dict = SHAPES) -> dict[str, np.ndarray]:
+    return {"x": rng.normal(size=shapes["x"]).astype(np.float32),
+            "q": rng.integers(-128, 128, shapes["q"], dtype=np.int8)}
 
 
 def direct(artifacts: Path, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -174,8 +188,8 @@ def decode(headers: dict, body: bytes):
     return InferResult.from_response_body(body, header_length=length and int(length))
 
 
-def stats(url: str) -> dict:
-    status, _, body = request(url, "GET", f"/v2/models/{NAME}/stats")
+def stats(url: str, name: str = NAME) -> dict:
+    status, _, body = request(url, "GET", f"/v2/models/{name}/stats")
     assert status == 200
     return json.loads(body)["model_stats"][0]
 
@@ -448,6 +462,153 @@ def test_read_load_reads_headers_or_parameters():
         read_load({**headers, "X-Zoo-Workers": "two"})
 
 
+# ------------------------------------------------------------------------------ several models
+def triton_inputs(feeds: dict[str, np.ndarray]) -> list:
+    import tritonclient.http as httpclient
+
+    return [httpclient.InferInput(name, list(array.shape), datatype).set_data_from_numpy(array)
+            for (name, array), datatype in zip(feeds.items(), ("FP32", "INT8"), strict=True)]
+
+
+@pytest.fixture(scope="module")
+def pair_url(artifacts, artifacts_b):
+    """One server of both cuts, given as one comma-separated string."""
+    with running(f"{artifacts},{artifacts_b}", workers=2, max_queue=4, threads=1) as address:
+        yield address
+
+
+def test_two_models_each_answer_with_their_own_results(pair_url, artifacts, artifacts_b):
+    import tritonclient.http as httpclient
+    from tritonclient.utils import InferenceServerException
+
+    client = httpclient.InferenceServerClient(pair_url)
+    try:
+        for name, version, shapes in ((NAME, "1", SHAPES), (NAME_B, "2", SHAPES_B)):
+            assert client.is_model_ready(name) and client.is_model_ready(name, version)
+            metadata = client.get_model_metadata(name)
+            assert (metadata["name"], metadata["versions"]) == (name, [version])
+            assert [i["shape"] for i in metadata["inputs"]] == [shapes["x"], shapes["q"]]
+        assert not client.is_model_ready(NAME, "2") and not client.is_model_ready(NAME_B, "1")
+        before = {name: stats(pair_url, name)["inference_count"] for name in (NAME, NAME_B)}
+        # Interleaved, as a client switching cuts between frames sends them.
+        for name, version, folder, shapes in [(NAME, "1", artifacts, SHAPES),
+                                              (NAME_B, "2", artifacts_b, SHAPES_B),
+                                              (NAME, "1", artifacts, SHAPES),
+                                              (NAME_B, "2", artifacts_b, SHAPES_B)]:
+            feeds = frame(shapes)
+            result = client.infer(name, triton_inputs(feeds))
+            response = result.get_response()
+            assert (response["model_name"], response["model_version"]) == (name, version)
+            for output, want in direct(folder, feeds).items():
+                got = result.as_numpy(output)
+                assert got.dtype == want.dtype and got.shape == want.shape
+                np.testing.assert_array_equal(got, want)
+            assert read_load(response["parameters"]).queue_capacity == 4
+        # Each model checks the requests against its own inputs.
+        with pytest.raises(InferenceServerException) as info:
+            client.infer(NAME_B, triton_inputs(frame(SHAPES)))
+        assert info.value.status() == "400" and (
+            "input 'x' has shape [1, 8, 10, 4], the model takes [1, 4, 5, 4]"
+            in info.value.message())
+        with pytest.raises(InferenceServerException) as info:
+            client.infer("tiny-cut-c", triton_inputs(frame(SHAPES)))
+        assert info.value.status() == "400" and info.value.message() == (
+            "unknown model 'tiny-cut-c'; this server serves 'tiny-cut', 'tiny-cut-b'")
+        after = {name: stats(pair_url, name) for name in (NAME, NAME_B)}
+        assert {name: after[name]["inference_count"] - before[name] for name in after} == {
+            NAME: 2, NAME_B: 2}
+        assert after[NAME_B]["inference_stats"]["fail"]["count"] == 1
+        assert after[NAME]["inference_stats"]["fail"]["count"] == 0
+        every = client.get_inference_statistics()["model_stats"]
+        assert [(s["name"], s["version"]) for s in every] == [(NAME, "1"), (NAME_B, "2")]
+    finally:
+        client.close()
+
+
+def test_repository_index_lists_every_model(pair_url, url):
+    import tritonclient.http as httpclient
+
+    client = httpclient.InferenceServerClient(pair_url)
+    try:
+        both = [{"name": NAME, "version": "1", "state": "READY", "reason": ""},
+                {"name": NAME_B, "version": "2", "state": "READY", "reason": ""}]
+        assert client.get_model_repository_index() == both
+    finally:
+        client.close()
+    status, _, body = request(pair_url, "POST", "/v2/repository/index", b'{"ready": true}')
+    assert status == 200 and json.loads(body) == both
+    status, _, body = request(url, "POST", "/v2/repository/index")
+    assert status == 200 and json.loads(body) == both[:1]
+    for method, path, body, want in [
+            ("POST", "/v2/repository/index", b'{"ready": "yes"}',
+             (400, "\"ready\" must be true or false, got 'yes'")),
+            ("POST", "/v2/repository/index", b"[]",
+             (400, "the index request must be a JSON object")),
+            ("GET", "/v2/repository/index", None,
+             (405, "'/v2/repository/index' takes POST")),
+            ("POST", f"/v2/repository/models/{NAME}/unload", b"",
+             (400, f"cannot unload model '{NAME}': this server's models are the --artifacts "
+                   f"folders it was started with"))]:
+        status, _, answer = request(pair_url, method, path, body)
+        assert (status, json.loads(answer)["error"]) == want
+
+
+def test_one_queue_and_one_pool_serve_every_model(artifacts, artifacts_b):
+    gate = Gate()
+    with running([artifacts, artifacts_b], workers=1, max_queue=1, wrap_run=gate.wrap) as url:
+        sent = {NAME: frame(SHAPES), NAME_B: frame(SHAPES_B)}
+        answers: dict[str, tuple] = {}
+
+        def send(name):
+            answers[name] = request(url, "POST", f"/v2/models/{name}/infer",
+                                    *infer_body(sent[name]))
+
+        first = threading.Thread(target=send, args=(NAME,))
+        first.start()  # taken by the one worker, which waits at the gate
+        wait_until(lambda: stats(url, NAME_B)["zoo"]["busy_workers"] == 1,
+                   "the worker took the first model's request")
+        second = threading.Thread(target=send, args=(NAME_B,))
+        second.start()  # the other model's request waits in the same queue
+        wait_until(lambda: stats(url, NAME)["zoo"]["queue_depth"] == 1,
+                   "the second model's request queued")
+
+        status, headers, answer = request(url, "POST", f"/v2/models/{NAME}/infer",
+                                          *infer_body(frame()))
+        assert status == 503 and "queue holds 1 requests" in json.loads(answer)["error"]
+        busy = read_load(headers)
+        assert (busy.queue_depth, busy.queue_capacity, busy.workers, busy.busy_workers) == (
+            1, 1, 1, 1)
+
+        gate.open.set()
+        for thread in (first, second):
+            thread.join(60)
+        for name, folder in ((NAME, artifacts), (NAME_B, artifacts_b)):
+            status, headers, answer = answers[name]
+            assert status == 200
+            np.testing.assert_array_equal(decode(headers, answer).as_numpy("labels"),
+                                          direct(folder, sent[name])["labels"])
+        assert read_load(answers[NAME_B][1]).queue_ms > 0  # it waited for the first's gate
+
+        per_model = {name: stats(url, name) for name in (NAME, NAME_B)}
+        counts = {name: (s["inference_count"], s["inference_stats"]["fail"]["count"],
+                         s["zoo"]["rejected"]) for name, s in per_model.items()}
+        assert counts == {NAME: (1, 1, 1), NAME_B: (1, 0, 0)}
+        assert all(s["zoo"]["recent_compute_ms"] > 0 for s in per_model.values())
+
+
+def test_module_entry_takes_a_comma_list(artifacts, artifacts_b, monkeypatch):
+    """``--artifacts A,B`` as Fire hands it over: a string of paths, or a tuple of bare names."""
+    given = []
+    monkeypatch.setattr(server, "serve", lambda artifacts, **kwargs: given.append(artifacts))
+    monkeypatch.chdir(artifacts.parent)
+    for value in (f"{artifacts},{artifacts_b}", "artifacts,artifacts_b"):
+        monkeypatch.setattr(sys, "argv", ["zoo.split.server", "--artifacts", value])
+        server.main()
+    assert given[1] == ("artifacts", "artifacts_b")
+    for value in given:
+        assert [model.name for model in load_models(value)] == [NAME, NAME_B]
+
+
 # ------------------------------------------------------------------------------ refusals
 def _tamper(folder: Path) -> None:
     data = bytearray((folder / "server.onnx").read_bytes())
@@ -498,6 +659,35 @@ def test_bad_artifacts_or_arguments_refuse_to_start(artifacts, tmp_path, capsys,
     if case == "tampered server.onnx":
         assert f"{folder / 'server.onnx'}: sha256 " in message
     assert _snapshot(folder) == before and capsys.readouterr().out == ""
+
+
+REFUSED_MANY = {
+    "one model name twice": (lambda a, b, copy: [a, copy],
+                             "{copy}/split.json: model_name 'tiny-cut' is already that of "
+                             "{a}/split.json; each folder served must hold a model of its own "
+                             "name"),
+    "one folder twice": (lambda a, b, copy: f"{a},{b},{a}", "--artifacts names the folder {a} "
+                                                           "twice"),
+    "a bad folder among good ones": (lambda a, b, copy: f"{a}, {b}, {copy}/nowhere",
+                                     "--artifacts must be a folder holding server.onnx and "
+                                     "split.json, got '{copy}/nowhere'"),
+    "no folder": (lambda a, b, copy: " , ", "--artifacts must name a folder holding "
+                                            "server.onnx and split.json, or several"),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSED_MANY))
+def test_several_folders_refused_with_one_line(artifacts, artifacts_b, tmp_path, capsys, case):
+    copy = tmp_path / "copy"
+    shutil.copytree(artifacts, copy)
+    given, reason = REFUSED_MANY[case]
+    before = [_snapshot(folder) for folder in (artifacts, artifacts_b, copy)]
+    with pytest.raises(ConfigError) as info:
+        serve(given(artifacts, artifacts_b, copy), port=0)
+    message = str(info.value)
+    assert reason.format(a=artifacts, b=artifacts_b, copy=copy) in message and "\n" not in message
+    assert [_snapshot(folder) for folder in (artifacts, artifacts_b, copy)] == before
+    assert capsys.readouterr().out == ""
 
 
 def test_a_port_in_use_is_refused(artifacts, url):

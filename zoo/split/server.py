@@ -1,11 +1,12 @@
-"""The server half of split computing: an ONNX model served over the Open Inference Protocol.
+"""The server half of split computing: ONNX models served over the Open Inference Protocol.
 
 Example::
 
-    serve("split_out/mobileunet-cut5", port=8000, max_queue=8, workers=1, threads=2)
-    # prints "serving mobileunet-cut5 on http://127.0.0.1:8000"; SIGTERM or Ctrl-C stops it
+    serve(["split_out/mobileunet-cut5", "split_out/mobileunet-cut11"], port=8000, max_queue=8)
+    # prints "serving mobileunet-cut5, mobileunet-cut11 on http://127.0.0.1:8000";
+    # SIGTERM or Ctrl-C stops it
 
-    python -m zoo.split.server --artifacts split_out/mobileunet-cut5 --port 0 --threads 2
+    python -m zoo.split.server --artifacts split_out/mobileunet-cut5,split_out/mobileunet-cut11
 
     import tritonclient.http as httpclient                   # unchanged, as against Triton
     client = httpclient.InferenceServerClient("127.0.0.1:8000")
@@ -13,6 +14,12 @@ Example::
     result = client.infer("mobileunet-cut5", [x])            # binary tensors both ways
     labels = result.as_numpy("labels")
     load = read_load(result.get_response()["parameters"])   # or read_load(response.headers)
+    client.get_model_repository_index()    # [{"name": "mobileunet-cut5", "version": "1",
+                                           #   "state": "READY", "reason": ""}, ...]
+
+One process serves several artifacts folders at once, each its own model, as Triton serves a
+model repository: a split client switches between cuts at run time (re-planning when the
+bandwidth or the server's load changes) by naming another model, on the same server.
 
 The protocol is the Open Inference Protocol (KServe v2, as Triton speaks it over HTTP/REST;
 github.com/kserve/open-inference-protocol) with Triton's binary tensor data extension
@@ -21,25 +28,34 @@ the same ``server.onnx`` (platform ``onnxruntime_onnx``) with no change on the c
 
 - ``GET /v2/health/live``, ``GET /v2/health/ready``, ``GET /v2`` (server metadata),
 - ``GET /v2/models/NAME[/versions/V]`` (model metadata), ``.../ready``, ``.../stats``
-  (Triton's statistics extension, plus a ``zoo`` section), ``GET /v2/models/stats``,
+  (Triton's statistics extension, plus a ``zoo`` section), ``GET /v2/models/stats`` (every
+  model's),
+- ``POST /v2/repository/index`` (the index of Triton's model repository extension,
+  docs/protocol/extension_model_repository.md): every model's name, version and state
+  (``READY``; ``UNAVAILABLE`` while the server stops), only the ready ones for a body of
+  ``{"ready": true}``. The models are fixed at start: ``.../repository/models/NAME/load`` and
+  ``unload`` are answered 400, so the server metadata does not announce ``model_repository``,
 - ``POST /v2/models/NAME[/versions/V]/infer``: inputs as JSON ``data`` or as binary
   (``parameters.binary_data_size`` and the ``Inference-Header-Content-Length`` header); outputs
   in binary when asked (``parameters.binary_data`` per output, or the request's
   ``parameters.binary_data_output``), answered with ``Inference-Header-Content-Length``. A
   gzip or deflate request body (``Content-Encoding``) is accepted; answers are not compressed.
 
-The artifacts folder holds ``server.onnx`` (its graph inputs and outputs, with their names,
+Each artifacts folder holds ``server.onnx`` (its graph inputs and outputs, with their names,
 types and shapes, are the protocol's) and ``split.json`` with at least ``model_name``,
 ``model_version`` and ``sha256["server.onnx"]``; the server refuses to start when one is
-missing or the sha256 does not match.
+missing or the sha256 does not match, in any folder, or when two folders name the same model.
 
-Load: every answer of an infer endpoint (200, 400 and 503) carries the headers
+Load: the figures are the server's, whichever model a request names (every model's requests
+wait in one queue for the same workers). Every answer of an infer endpoint (200, 400 and 503)
+carries the headers
 
 - ``X-Zoo-Queue-Depth``: requests waiting for a worker when the answer was sent,
 - ``X-Zoo-Queue-Capacity``: the queue's size (``max_queue``); one request more is answered 503,
 - ``X-Zoo-Workers``: inference threads (``workers``),
 - ``X-Zoo-Busy-Workers``: workers computing when the answer was sent,
-- ``X-Zoo-Recent-Compute-Ms``: mean onnxruntime time of the last 32 runs (0 before the first),
+- ``X-Zoo-Recent-Compute-Ms``: mean onnxruntime time of the last 32 runs of any model (0
+  before the first),
 - ``X-Zoo-Compute-Ms``: this request's onnxruntime time (200 only),
 - ``X-Zoo-Queue-Ms``: this request's wait in the queue (200 only),
 
@@ -47,10 +63,13 @@ and a 200's JSON carries the same figures as response ``parameters`` (``zoo_queu
 because `tritonclient` hands a caller the JSON but not the headers. `read_load` reads either
 into a `Load`. Malformed requests are answered 400 ``{"error": "<one line>"}`` (an unknown
 model or version too, as Triton does); a full queue is answered 503 at once, never waited on.
+The statistics are each model's; their ``zoo`` section holds the server's queue figures and
+the model's own ``rejected`` (503s) and ``recent_compute_ms`` (its last 32 runs).
 
-Concurrency: one HTTP thread per connection (keep-alive), a queue of `max_queue` requests and
-`workers` threads sharing one onnxruntime session of `threads` intra-op threads. SIGTERM or
-SIGINT stops accepting connections, lets every request in flight finish, and returns.
+Concurrency: one HTTP thread per connection (keep-alive), one queue of `max_queue` requests
+and `workers` threads for all models; each model has one onnxruntime session of `threads`
+intra-op threads, which the workers share. SIGTERM or SIGINT stops accepting connections, lets
+every request in flight finish, and returns.
 """
 
 from __future__ import annotations
@@ -67,7 +86,7 @@ import threading
 import time
 import zlib
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -243,6 +262,41 @@ def load_artifacts(artifacts: str | Path, threads: int | None = None) -> Model:
     return Model(spec["model_name"], spec["model_version"], path,
                  _specs(path, "input", session.get_inputs()),
                  _specs(path, "output", session.get_outputs()), session)
+
+
+def artifact_folders(artifacts: Any) -> list[str]:
+    """The folders `artifacts` names: one folder (a str or Path), a comma-separated string of
+    them (``"a,b"``; a folder whose own name holds a comma is taken whole), or a list or tuple
+    (what Fire makes of ``--artifacts a,b``)."""
+    if isinstance(artifacts, list | tuple):
+        folders = [str(item).strip() for item in artifacts]
+    elif isinstance(artifacts, str) and not Path(artifacts).is_dir():
+        folders = [item.strip() for item in artifacts.split(",")]
+    else:
+        folders = [str(artifacts)]
+    folders = [folder for folder in folders if folder]
+    if not folders:
+        raise ConfigError(f"--artifacts must name a folder holding {MODEL_FILE} and {SPEC_FILE}, "
+                          f"or several separated by commas, got {artifacts!r}")
+    return folders
+
+
+def load_models(artifacts: Any, threads: int | None = None) -> tuple[Model, ...]:
+    """The models of one artifacts folder or several (see `artifact_folders`), each checked by
+    `load_artifacts`; two folders naming one model in their ``split.json`` are refused, as a
+    client could not tell them apart."""
+    models: dict[str, tuple[Model, Path]] = {}
+    for folder in artifact_folders(artifacts):
+        model = load_artifacts(folder, threads)
+        if model.name in models:
+            first = models[model.name][1]
+            if first.resolve() == Path(folder).resolve():
+                raise ConfigError(f"--artifacts names the folder {folder} twice")
+            raise ConfigError(f"{Path(folder) / SPEC_FILE}: model_name {model.name!r} is "
+                              f"already that of {first / SPEC_FILE}; each folder served must "
+                              f"hold a model of its own name")
+        models[model.name] = model, Path(folder)
+    return tuple(model for model, _ in models.values())
 
 
 # ------------------------------------------------------------------------------ the load figure
@@ -491,8 +545,25 @@ def encode_infer(model: Model, request: InferRequest, arrays: list[np.ndarray],
 
 
 # ------------------------------------------------------------------------------ statistics
+class _Recent:
+    """The mean onnxruntime time of the last `RECENT` runs."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.ms: deque[float] = deque(maxlen=RECENT)
+
+    def add(self, ms: float) -> None:
+        with self.lock:
+            self.ms.append(ms)
+
+    def mean(self) -> float:
+        with self.lock:
+            return sum(self.ms) / len(self.ms) if self.ms else 0.0
+
+
 class _Stats:
-    """Counters in the shape of Triton's statistics extension (extension_statistics.md)."""
+    """One model's counters in the shape of Triton's statistics extension
+    (extension_statistics.md)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -500,7 +571,7 @@ class _Stats:
             "success", "fail", "queue", "compute_input", "compute_infer", "compute_output")}
         self.rejected = 0
         self.last_inference_ms = 0
-        self.recent: deque[float] = deque(maxlen=RECENT)
+        self.recent = _Recent()
 
     def add(self, key: str, ns: int) -> None:
         with self.lock:
@@ -512,30 +583,28 @@ class _Stats:
             for key, ns in (("queue", queue_ns), ("compute_infer", compute_ns)):
                 self.counts[key][0] += 1
                 self.counts[key][1] += ns
-            self.recent.append(compute_ns / 1e6)
             self.last_inference_ms = int(time.time() * 1000)
+        self.recent.add(compute_ns / 1e6)
 
-    def recent_compute_ms(self) -> float:
+    def reject(self) -> None:
         with self.lock:
-            return self._recent_mean()
-
-    def _recent_mean(self) -> float:
-        return sum(self.recent) / len(self.recent) if self.recent else 0.0
+            self.rejected += 1
 
     def model_stats(self, model: Model, zoo: dict[str, Any]) -> dict[str, Any]:
+        recent_ms = round(self.recent.mean(), 3)
         with self.lock:
             stats = {key: {"count": c, "ns": ns} for key, (c, ns) in self.counts.items()}
             done = self.counts["success"][0]
             return {"name": model.name, "version": model.version,
                     "last_inference": self.last_inference_ms, "inference_count": done,
                     "execution_count": done, "inference_stats": stats,
-                    "zoo": {**zoo, "rejected": self.rejected,
-                            "recent_compute_ms": round(self._recent_mean(), 3)}}
+                    "zoo": {**zoo, "rejected": self.rejected, "recent_compute_ms": recent_ms}}
 
 
 # ------------------------------------------------------------------------------ the server
 @dataclass
 class _Job:
+    model: Model
     request: InferRequest
     enqueued: int
     done: threading.Event
@@ -549,27 +618,36 @@ _STOP = object()
 
 
 class InferenceServer:
-    """The HTTP server, the bounded queue and the worker threads around one `Model`.
+    """The HTTP server, one bounded queue and one pool of worker threads around one `Model` or
+    several (a list; their names differ), as Triton serves a model repository.
 
-    `start` binds and returns at once; `stop` stops accepting connections, waits for every
-    request in flight, then stops the workers. `wrap_run`, given the model's
-    ``run(output_names, feeds)``, returns the callable the workers use instead (tests make
-    inference wait on them with it)."""
+    Every model's requests wait in the same queue for the same workers, so the load figures are
+    the server's; the statistics are each model's. `start` binds and returns at once; `stop`
+    stops accepting connections, waits for every request in flight, then stops the workers.
+    `wrap_run`, given a model's ``run(output_names, feeds)``, returns the callable the workers
+    use instead (tests make inference wait on them with it); it is called once per model."""
 
-    def __init__(self, model: Model, host: str = "127.0.0.1", port: int = 8000, *,
-                 max_queue: int = 8, workers: int = 1,
+    def __init__(self, models: Model | Sequence[Model], host: str = "127.0.0.1",
+                 port: int = 8000, *, max_queue: int = 8, workers: int = 1,
                  wrap_run: Callable[[RunFn], RunFn] | None = None) -> None:
-        self.model = model
+        models = (models,) if isinstance(models, Model) else tuple(models)
+        if not models:
+            raise ValueError("InferenceServer needs at least one model")
+        self.models = {model.name: model for model in models}
+        if len(self.models) != len(models):
+            raise ValueError(f"two models share a name among {[m.name for m in models]}")
         self.host, self.port = host, port
         self.workers = workers
-        self.run = wrap_run(model.run) if wrap_run else model.run
+        self.runs = {name: wrap_run(model.run) if wrap_run else model.run
+                     for name, model in self.models.items()}
         self.queue: queue.Queue = queue.Queue(maxsize=max_queue)
         self.max_queue = max_queue
-        self.stats = _Stats()
+        self.stats = {name: _Stats() for name in self.models}
+        self.recent = _Recent()  # every model's runs: the server's figure
         self.stopping = threading.Event()
         self.busy = 0
         self.busy_lock = threading.Lock()
-        self.body_limit = model.body_limit()
+        self._body_limits = {name: model.body_limit() for name, model in self.models.items()}
         self._threads: list[threading.Thread] = []
         self._http: _HTTPServer | None = None
 
@@ -577,6 +655,13 @@ class InferenceServer:
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
+
+    def body_limit(self, name: str | None) -> tuple[int, str]:
+        """The largest request body to read for model `name`, and whose inputs set it: that
+        model's, or, for any other path, the largest of every model's."""
+        if name in self._body_limits:
+            return self._body_limits[name], f"the inputs of model {name!r}"
+        return max(self._body_limits.values()), "the inputs of any model served"
 
     def start(self) -> int:
         """Bind, start the workers and the accept loop; the bound port (`port` 0: a free one)."""
@@ -609,14 +694,13 @@ class InferenceServer:
         self._threads.clear()
 
     # -- the queue
-    def submit(self, request: InferRequest) -> _Job:
+    def submit(self, model: Model, request: InferRequest) -> _Job:
         """Queue a request, or `BadRequest` 503 at once when the queue is full."""
-        job = _Job(request, time.perf_counter_ns(), threading.Event())
+        job = _Job(model, request, time.perf_counter_ns(), threading.Event())
         try:
             self.queue.put_nowait(job)
         except queue.Full:
-            with self.stats.lock:
-                self.stats.rejected += 1
+            self.stats[model.name].reject()
             raise BadRequest(f"busy: the queue holds {self.max_queue} requests (--max-queue "
                              f"{self.max_queue}); retry later", status=503) from None
         return job
@@ -629,7 +713,7 @@ class InferenceServer:
             job.queue_ns = start - job.enqueued
             try:
                 names = [spec.name for spec, _ in job.request.outputs]
-                job.arrays = self.run(names, job.request.feeds)
+                job.arrays = self.runs[job.model.name](names, job.request.feeds)
             except Exception as exc:  # a failed run answers 500; the worker lives on
                 job.error = error_line(exc)
             finally:
@@ -637,74 +721,104 @@ class InferenceServer:
                 with self.busy_lock:
                     self.busy -= 1
                 if job.error is None:
-                    self.stats.ran(job.queue_ns, job.compute_ns)
+                    self.stats[job.model.name].ran(job.queue_ns, job.compute_ns)
+                    self.recent.add(job.compute_ns / 1e6)
                 job.done.set()
 
     def load(self, job: _Job | None = None) -> dict[str, float | int]:
-        """The load figures by `Load` field name; a job's own when it ran."""
+        """The server's load figures by `Load` field name; a job's own when it ran."""
         with self.busy_lock:
             busy = self.busy
         figures: dict[str, float | int] = {
             "queue_depth": self.queue.qsize(), "queue_capacity": self.max_queue,
             "workers": self.workers, "busy_workers": busy,
-            "recent_compute_ms": round(self.stats.recent_compute_ms(), 3)}
+            "recent_compute_ms": round(self.recent.mean(), 3)}
         if job is not None and job.arrays is not None:
             figures["compute_ms"] = round(job.compute_ns / 1e6, 3)
             figures["queue_ms"] = round(job.queue_ns / 1e6, 3)
         return figures
 
     # -- the protocol's answers
-    def check_model(self, name: str, version: str | None) -> None:
-        if name != self.model.name:
-            raise BadRequest(f"unknown model {_short(name)}; this server serves "
-                             f"{self.model.name!r}")
-        if version not in (None, "", self.model.version):
+    def check_model(self, name: str, version: str | None) -> Model:
+        """The model served as `name` (at `version`, when given)."""
+        model = self.models.get(name)
+        if model is None:
+            served = ", ".join(repr(n) for n in self.models)
+            raise BadRequest(f"unknown model {_short(name)}; this server serves {served}")
+        if version not in (None, "", model.version):
             raise BadRequest(f"unknown version {_short(version)} of model {name!r}; it has "
-                             f"version {self.model.version}")
+                             f"version {model.version}")
+        return model
 
     def server_metadata(self) -> dict[str, Any]:
         return {"name": "mobileseg-zoo-split", "version": __version__,
                 "extensions": list(EXTENSIONS)}
 
-    def model_metadata(self) -> dict[str, Any]:
-        return {"name": self.model.name, "versions": [self.model.version],
-                "platform": PLATFORM,
-                "inputs": [spec.metadata() for spec in self.model.inputs],
-                "outputs": [spec.metadata() for spec in self.model.outputs]}
+    def model_metadata(self, model: Model) -> dict[str, Any]:
+        return {"name": model.name, "versions": [model.version], "platform": PLATFORM,
+                "inputs": [spec.metadata() for spec in model.inputs],
+                "outputs": [spec.metadata() for spec in model.outputs]}
 
-    def model_stats(self) -> dict[str, Any]:
+    def model_stats(self, model: Model | None = None) -> dict[str, Any]:
+        """Triton's statistics of `model`, or of every model (None); each ``zoo`` section holds
+        the server's queue figures and the model's own ``rejected`` and ``recent_compute_ms``."""
         figures = self.load()
-        return {"model_stats": [self.stats.model_stats(self.model, {
-            key: figures[key] for key in ("queue_depth", "queue_capacity", "workers",
-                                          "busy_workers")})]}
+        server = {key: figures[key] for key in ("queue_depth", "queue_capacity", "workers",
+                                                "busy_workers")}
+        chosen = self.models.values() if model is None else (model,)
+        return {"model_stats": [self.stats[m.name].model_stats(m, server) for m in chosen]}
 
-    def infer(self, body: bytes, header_length: int | None) -> tuple[list[bytes], int | None,
-                                                                       dict[str, Any]]:
+    def repository_index(self, body: bytes) -> list[dict[str, str]]:
+        """Triton's repository index: every model with its version and state; only the ready
+        ones when the body says ``{"ready": true}`` (an empty body asks for all)."""
+        ready_only = False
+        if body.strip():
+            try:
+                request = json.loads(body)
+            except (UnicodeDecodeError, ValueError) as exc:
+                raise BadRequest(f"the index request is not JSON ({error_line(exc)})") from None
+            if not isinstance(request, dict):
+                raise BadRequest("the index request must be a JSON object")
+            ready_only = request.get("ready", False)
+            if not isinstance(ready_only, bool):
+                raise BadRequest(f"\"ready\" must be true or false, got {_short(ready_only)}")
+        if self.stopping.is_set():
+            state, reason = "UNAVAILABLE", "the server is stopping"
+        else:
+            state, reason = "READY", ""
+        if ready_only and state != "READY":
+            return []
+        return [{"name": model.name, "version": model.version, "state": state,
+                 "reason": reason} for model in self.models.values()]
+
+    def infer(self, model: Model, body: bytes,
+              header_length: int | None) -> tuple[list[bytes], int | None, dict[str, Any]]:
         """Parse, queue, wait, encode: the answer's body parts, JSON length and load figures."""
+        stats = self.stats[model.name]
         start = time.perf_counter_ns()
         try:
-            request = parse_infer(self.model, body, header_length)
+            request = parse_infer(model, body, header_length)
         except BadRequest:
-            self.stats.add("fail", time.perf_counter_ns() - start)
+            stats.add("fail", time.perf_counter_ns() - start)
             raise
         parsed = time.perf_counter_ns()
-        self.stats.add("compute_input", parsed - start)
+        stats.add("compute_input", parsed - start)
         try:
-            job = self.submit(request)
+            job = self.submit(model, request)
         except BadRequest:
-            self.stats.add("fail", time.perf_counter_ns() - start)
+            stats.add("fail", time.perf_counter_ns() - start)
             raise
         job.done.wait()
         if job.error is not None:
-            self.stats.add("fail", time.perf_counter_ns() - start)
+            stats.add("fail", time.perf_counter_ns() - start)
             raise BadRequest(f"inference failed: {job.error}", status=500)
         encode_start = time.perf_counter_ns()
         figures = self.load(job)
-        parts, json_length = encode_infer(self.model, request, job.arrays, {
+        parts, json_length = encode_infer(model, request, job.arrays, {
             f"zoo_{key}": value for key, value in figures.items()})
         end = time.perf_counter_ns()
-        self.stats.add("compute_output", end - encode_start)
-        self.stats.add("success", end - start)
+        stats.add("compute_output", end - encode_start)
+        stats.add("success", end - start)
         return parts, json_length, figures
 
 
@@ -736,6 +850,8 @@ class _HTTPServer(ThreadingHTTPServer):
 
 _ROUTE = re.compile(r"/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?"
                     r"(?:/(?P<action>ready|infer|stats))?")
+_REPOSITORY_ROUTE = re.compile(r"/v2/repository/models/(?P<name>[^/]+)/(?P<action>load|unload)")
+POST_ONLY = ("infer", "index", "load", "unload")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -795,9 +911,11 @@ class _Handler(BaseHTTPRequestHandler):
         """(what, model name, version) of the path, or None when no endpoint has it."""
         path = urlsplit(self.path).path.rstrip("/")
         fixed = {"/v2/health/live": "live", "/v2/health/ready": "ready_server", "/v2": "server",
-                 "/v2/models/stats": "stats_all"}
+                 "/v2/models/stats": "stats_all", "/v2/repository/index": "index"}
         if path in fixed:
             return fixed[path], None, None
+        if match := _REPOSITORY_ROUTE.fullmatch(path):
+            return match["action"], unquote(match["name"]), None
         match = _ROUTE.fullmatch(path)
         if match is None:
             return None
@@ -812,8 +930,8 @@ class _Handler(BaseHTTPRequestHandler):
         if route is None:
             return self._error(404, f"no endpoint at {_short(self.path)}")
         what, name, version = route
-        if what == "infer":
-            return self._error(405, "infer takes POST", {"Allow": "POST"})
+        if what in POST_ONLY:
+            return self._error(405, f"{_short(self.path)} takes POST", {"Allow": "POST"})
         if what == "live":
             return self._send(200, [], {})
         if what == "ready_server":
@@ -823,31 +941,39 @@ class _Handler(BaseHTTPRequestHandler):
         if what == "stats_all":
             return self._json(200, app.model_stats())
         try:
-            app.check_model(name, version)
+            model = app.check_model(name, version)
         except BadRequest as exc:
             return self._error(exc.status, str(exc))
         if what == "ready":
             return self._send(503 if app.stopping.is_set() else 200, [], {})
         if what == "stats":
-            return self._json(200, app.model_stats())
-        return self._json(200, app.model_metadata())
+            return self._json(200, app.model_stats(model))
+        return self._json(200, app.model_metadata(model))
 
     def do_POST(self) -> None:
         app = self.server.app
         route = self._route()
+        what, name, version = route or (None, None, None)
         try:
-            body = self._body(app.body_limit)
+            body = self._body(*app.body_limit(name if what == "infer" else None))
         except BadRequest as exc:
             self.close_connection = True  # the body was not read: the connection is spent
             return self._error(exc.status, str(exc), self._load_headers())
         if route is None:
             return self._error(404, f"no endpoint at {_short(self.path)}")
-        what, name, version = route
+        if what == "index":
+            try:
+                return self._json(200, app.repository_index(body))
+            except BadRequest as exc:
+                return self._error(exc.status, str(exc))
+        if what in ("load", "unload"):
+            return self._error(400, f"cannot {what} model {_short(name)}: this server's models "
+                                    f"are the --artifacts folders it was started with")
         if what != "infer":
-            return self._error(405, f"{self.path} takes GET", {"Allow": "GET"})
+            return self._error(405, f"{_short(self.path)} takes GET", {"Allow": "GET"})
         try:
-            app.check_model(name, version)
-            parts, json_length, figures = app.infer(body, self._header_length())
+            model = app.check_model(name, version)
+            parts, json_length, figures = app.infer(model, body, self._header_length())
         except BadRequest as exc:
             return self._error(exc.status, str(exc), self._load_headers())
         headers = {"Content-Type": "application/octet-stream" if json_length is not None
@@ -870,9 +996,10 @@ class _Handler(BaseHTTPRequestHandler):
             raise BadRequest(f"{HEADER_LENGTH} must be a number of bytes, got "
                              f"{_short(raw)}") from None
 
-    def _body(self, limit: int) -> bytes:
+    def _body(self, limit: int, whose: str) -> bytes:
         """The request body, decompressed; `BadRequest` for a body without a length, beyond
-        `limit`, or in an encoding the server does not read (the body is then left unread)."""
+        `limit` (what `whose` inputs can take), or in an encoding the server does not read (the
+        body is then left unread)."""
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             raise BadRequest("Transfer-Encoding chunked is not supported; send Content-Length")
         raw = self.headers.get("Content-Length")
@@ -884,8 +1011,8 @@ class _Handler(BaseHTTPRequestHandler):
             raise BadRequest(f"Content-Length must be >= 0, got {length}")
         if length > limit:
             self._discard(length)
-            raise BadRequest(f"the body of {length} bytes is larger than the {limit} bytes the "
-                             f"inputs of model {self.server.app.model.name!r} can take")
+            raise BadRequest(f"the body of {length} bytes is larger than the {limit} bytes "
+                             f"{whose} can take")
         body = bytearray(length)
         view, got = memoryview(body), 0
         while got < length:
@@ -899,7 +1026,7 @@ class _Handler(BaseHTTPRequestHandler):
         if encoding not in ("gzip", "deflate"):
             raise BadRequest(f"Content-Encoding {_short(encoding)} is not supported; use gzip, "
                              f"deflate or none")
-        return _decompress(bytes(body), encoding, limit)
+        return _decompress(bytes(body), encoding, limit, whose)
 
     def _discard(self, length: int) -> None:
         """Read and drop a refused body (up to `DRAIN_LIMIT` bytes): closing a connection with
@@ -912,7 +1039,7 @@ class _Handler(BaseHTTPRequestHandler):
             left -= len(chunk)
 
 
-def _decompress(body: bytes, encoding: str, limit: int) -> bytes:
+def _decompress(body: bytes, encoding: str, limit: int, whose: str) -> bytes:
     """A gzip or zlib ("deflate", RFC 9110 8.4.1.2) body, refused past `limit` bytes."""
     wbits = 16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS
     inflater = zlib.decompressobj(wbits)
@@ -921,8 +1048,8 @@ def _decompress(body: bytes, encoding: str, limit: int) -> bytes:
     except zlib.error as exc:
         raise BadRequest(f"the {encoding} body does not decompress ({exc})") from None
     if len(data) > limit or inflater.unconsumed_tail:
-        raise BadRequest(f"the {encoding} body decompresses to more than the {limit} bytes the "
-                         f"model's inputs can take")
+        raise BadRequest(f"the {encoding} body decompresses to more than the {limit} bytes "
+                         f"{whose} can take")
     if not inflater.eof:
         raise BadRequest(f"the {encoding} body is cut short")
     return data
@@ -939,24 +1066,27 @@ def _signal_readiness(ready: Any, port: int) -> None:
         ready(port)
 
 
-def serve(artifacts: str | Path, host: str = "127.0.0.1", port: int = 8000, max_queue: int = 8,
-          workers: int = 1, threads: int | None = None,
+def serve(artifacts: str | Path | Sequence[str | Path], host: str = "127.0.0.1",
+          port: int = 8000, max_queue: int = 8, workers: int = 1, threads: int | None = None,
           ready: Callable[[int], Any] | threading.Event | None = None, *,
           stop: threading.Event | None = None,
           wrap_run: Callable[[RunFn], RunFn] | None = None) -> None:
-    """Serve the artifacts folder's model until SIGTERM or SIGINT (or `stop` is set); blocks.
+    """Serve the model of each artifacts folder until SIGTERM or SIGINT (or `stop` is set);
+    blocks. `artifacts`: one folder, several separated by commas, or a list of them (see
+    `artifact_folders`); each is checked by `load_artifacts`, and their model names must differ.
 
-    Prints ``serving <model> on http://host:port`` once it accepts requests (`port` 0: a free
-    port, shown there). `ready`, when given, is then called with the port, or, if it is a
-    `threading.Event`, gets it as ``ready.port`` and is set. Signals are caught only when called
-    from the main thread. `wrap_run`: see `InferenceServer`. Returns after a graceful stop."""
+    Prints ``serving <model>[, <model>...] on http://host:port`` once it accepts requests
+    (`port` 0: a free port, shown there). `ready`, when given, is then called with the port,
+    or, if it is a `threading.Event`, gets it as ``ready.port`` and is set. Signals are caught
+    only when called from the main thread. `wrap_run`: see `InferenceServer`. Returns after a
+    graceful stop."""
     host = str(host)
     port = checks.integer("--port", port, 0, 65535)
     max_queue = checks.integer("--max-queue", max_queue, low=1)
     workers = checks.integer("--workers", workers, low=1)
     threads = checks.optional(checks.integer)("--threads", threads, low=1)
-    model = load_artifacts(artifacts, threads)
-    server = InferenceServer(model, host, port, max_queue=max_queue, workers=workers,
+    models = load_models(artifacts, threads)
+    server = InferenceServer(models, host, port, max_queue=max_queue, workers=workers,
                              wrap_run=wrap_run)
     signalled = threading.Event()
     previous: dict[int, Any] = {}
@@ -969,7 +1099,7 @@ def serve(artifacts: str | Path, host: str = "127.0.0.1", port: int = 8000, max_
             previous[signum] = signal.signal(signum, on_signal)
     try:
         server.start()
-        print(f"serving {model.name} on {server.url}", flush=True)
+        print(f"serving {', '.join(server.models)} on {server.url}", flush=True)
         _signal_readiness(ready, server.port)
         # Polls: a signal handler runs in the main thread, and one that set an Event this
         # thread waits on could find the Event's lock held by that very wait.
@@ -983,11 +1113,14 @@ def serve(artifacts: str | Path, host: str = "127.0.0.1", port: int = 8000, max_
 
 def command(artifacts: str, host: str = "127.0.0.1", port: int = 8000, max_queue: int = 8,
             workers: int = 1, threads: int | None = None) -> None:
-    """Serve the model of ARTIFACTS (server.onnx + split.json) over the Open Inference Protocol
-    until SIGTERM or Ctrl-C.
+    """Serve the model of each ARTIFACTS folder (server.onnx + split.json) over the Open
+    Inference Protocol until SIGTERM or Ctrl-C.
+
+    Example: python -m zoo.split.server --artifacts split_out/cut5,split_out/cut11 --port 0
 
     Args:
-        artifacts: folder holding server.onnx and split.json.
+        artifacts: folder holding server.onnx and split.json, or several separated by commas
+            (one model each, told apart by their split.json's model_name).
         host: address to listen on (127.0.0.1: this machine only; 0.0.0.0: every interface).
         port: port to listen on (0: a free one, printed).
         max_queue: requests that may wait for a worker; one more is answered 503.
