@@ -227,3 +227,116 @@ def serve_command(artifacts: str | None = None, port: int = 8000, host: str = "1
 
 
 COMMANDS = {"plan": plan_command, "export": export_command, "serve": serve_command}
+
+
+def run_command(artifacts: Any = None, url: str = "http://127.0.0.1:8000", images: int = 50,
+                cut: str | None = None, adapt: bool = True, timeout: float = 5.0,
+                threads: int = 1, repeat: int = 1, out: str | None = None) -> None:
+    """Run the device half here and the server half on a server, image by image, and measure
+    the real end-to-end latency; the cut is re-planned as bandwidth and server load change.
+
+    Example: python split.py run --artifacts S/conv_pw_11_relu-int8-tflite,S/input-int8-tflite
+    (S: <run>/split; the server serves the same folders)
+
+    Args:
+        artifacts: one or more folders of `split.py export` (comma-separated); their server
+            halves must be served at --url (`split.py serve --artifacts` the same folders).
+        url: the server, http://HOST:PORT.
+        images: validation images of the run to send.
+        cut: keep this cut (one of the folders', or all-device) instead of re-planning.
+        adapt: re-plan per image (--noadapt: keep the first plan).
+        timeout: seconds before a request counts as failed (then all on the device).
+        threads: LiteRT threads of the device half.
+        repeat: passes over the images.
+        out: folder for run.csv, run.json and run.png (default: the first folder's run/).
+    """
+    from zoo.config import load_config
+    from zoo.export.exporter import validation_data
+    from zoo.split.client import SplitClient
+    from zoo.split.halves import read_spec
+
+    folders = [f for f in (artifacts if isinstance(artifacts, list | tuple)
+                           else str(artifacts or "").split(",")) if str(f).strip()]
+    if not folders:
+        raise ConfigError("--artifacts is required: folders written by `split.py export`")
+    images = checks.integer("--images", images, 1)
+    repeat = checks.integer("--repeat", repeat, 1)
+    spec = read_spec(Path(folders[0]))
+    cfg = load_config(Path(spec["run"]) / "config.yaml")
+    _, frames, _ = validation_data(cfg, images)
+    client = SplitClient(folders, url, timeout=timeout, threads=threads, adapt=adapt,
+                         fixed=cut)
+    try:
+        warm = client.warm_up(frames[0])
+        records = [client.infer(frame)[1] for _ in range(repeat) for frame in frames]
+    finally:
+        client.close()
+    out_dir = Path(out) if out else Path(folders[0]) / "run"
+    write_run(out_dir, records, {"url": url, "artifacts": folders, "warm_up": warm,
+                                 "adapt": adapt, "fixed_cut": cut})
+
+
+def write_run(out_dir: Path, records: list, facts: dict) -> dict:
+    """run.json, run.csv and run.png (the cut and the latency of every image) in `out_dir`."""
+    import csv
+    import io
+    from collections import Counter
+
+    import numpy as np
+
+    from zoo.files import write_bytes_atomic, write_text_atomic
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = [r.to_dict() for r in records]
+    totals = np.array([r.total_ms for r in records])
+    summary = {"images": len(rows), "median_ms": float(np.median(totals)),
+               "p90_ms": float(np.percentile(totals, 90)),
+               "cuts": dict(Counter(r.cut for r in records)),
+               "fallbacks": sum(bool(r.fallback) for r in records)}
+    result = {**facts, "summary": summary, "records": rows}
+    write_text_atomic(out_dir / "run.json", json.dumps(result, indent=2) + "\n")
+    fields = [k for k in rows[0] if k != "estimates"]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fields, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(out_dir / "run.csv", buf.getvalue())
+    write_bytes_atomic(out_dir / "run.png", run_figure(records, facts.get("title", "")))
+    print(f"{summary['images']} images: median {summary['median_ms']:.1f} ms, p90 "
+          f"{summary['p90_ms']:.1f} ms; cuts {summary['cuts']}; all-device fallbacks "
+          f"{summary['fallbacks']}; {out_dir / 'run.json'}")
+    return result
+
+
+def run_figure(records: list, title: str = "") -> bytes:
+    """Latency per image and the cut chosen for it."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cuts = list(dict.fromkeys(r.cut for r in records))
+    x = [r.image for r in records]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 6), sharex=True,
+                                      gridspec_kw={"height_ratios": [2, 1]})
+    top.plot(x, [r.total_ms for r in records], "k-", lw=1, label="end to end")
+    top.plot(x, [r.device_ms for r in records], color="#4c72b0", lw=1, label="device half")
+    top.set_ylabel("latency (ms)")
+    top.legend(fontsize=8)
+    top.set_title(title or "split.py run: measured latency and chosen cut per image",
+                  fontsize=10)
+    bottom.plot(x, [cuts.index(r.cut) for r in records], "o", ms=3, color="crimson")
+    bottom.set_yticks(range(len(cuts)))
+    bottom.set_yticklabels(cuts, fontsize=8)
+    bottom.set_xlabel("image (in order sent)")
+    bottom.set_ylabel("cut")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+COMMANDS["run"] = run_command

@@ -21,6 +21,8 @@ A folder holds:
   each tensor (per tensor, asymmetric, from the tensor's range on calibration images). So any
   Open Inference Protocol server (ours, `zoo.split.server`, or Triton's onnxruntime backend)
   serves the file as it is. At the ``input`` cut the server takes the uint8 frame;
+- ``full.tflite``: the whole model (image -> uint8 labels) in float32, which the client runs
+  when the server is down or too slow (at the ``output`` cut it is device.tflite itself);
 - ``split.json``: the run, the cut, every crossing tensor (name, producing layer, shape, dtype,
   scale, zero point), the sha256 of both files and of the pair, the model name the server
   publishes (it ends with the pair's checksum, so a device half and a server half of two
@@ -60,6 +62,7 @@ INT8_TRANSFER_DROP = 0.5  # pt mIoU an int8 transfer (or int8 device half) may l
 CALIBRATION_IMAGES = 32  # training images that set each int8 tensor's range
 OPSET = 17
 DEVICE_FILE, SERVER_FILE, SPEC_FILE = "device.tflite", "server.onnx", "split.json"
+FULL_FILE = "full.tflite"  # the whole model on the device: the client's fallback
 ONNX_TYPES = {"float32": 1, "uint8": 2, "int8": 3, "float16": 10}  # onnx.TensorProto codes
 OIP_TYPES = {"float32": "FP32", "float16": "FP16", "int8": "INT8", "uint8": "UINT8"}
 
@@ -369,6 +372,10 @@ def _write_halves(model, cut: Cut, folder: Path, context, *, transfer: str, devi
         source = front if cut.name != ALL_DEVICE else _labels_model(model)
         write_bytes_atomic(folder / DEVICE_FILE, device_bytes(source, context, device))
         hashes[DEVICE_FILE] = sha256(folder / DEVICE_FILE)
+    if cut.name != ALL_DEVICE:  # what the client runs when the server cannot be reached
+        write_bytes_atomic(folder / FULL_FILE,
+                           device_bytes(_labels_model(model), context, "tflite"))
+        hashes[FULL_FILE] = sha256(folder / FULL_FILE)
     if back is not None:
         write_bytes_atomic(folder / SERVER_FILE, server_proto(back, wires).SerializeToString())
         hashes[SERVER_FILE] = sha256(folder / SERVER_FILE)
