@@ -84,6 +84,7 @@ class Record:
     load: float = 1.0
     fallback: str = ""
     estimates: dict[str, float] = field(default_factory=dict)
+    t: float = 0.0  # wall-clock time the image was taken (time.time())
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -226,6 +227,7 @@ class SplitClient:
     def infer(self, image: np.ndarray) -> tuple[np.ndarray, Record]:
         """Labels (1, H, W) of `image` and what it cost."""
         self.images += 1
+        taken = time.time()
         if self.rtt_ms is None and time.monotonic() >= self.server_down_until:
             self.rtt_ms = self._rtt(1)
         c = self.choose()
@@ -235,7 +237,7 @@ class SplitClient:
             labels = self.full(image) if c is None else c.device.outputs(image)[0]
             ms = (time.perf_counter() - start) * 1e3
             return np.asarray(labels), Record(self.images, DEVICE if c is None else c.cut, ms,
-                                              ms, estimates=estimates)
+                                              ms, estimates=estimates, t=taken)
         sent = c.device.run(image)
         device_ms = (time.perf_counter() - start) * 1e3
         try:
@@ -245,7 +247,8 @@ class SplitClient:
             labels = self.full(image)
             ms = (time.perf_counter() - start) * 1e3
             return np.asarray(labels), Record(self.images, DEVICE, ms, ms,
-                                              fallback=_one_line(exc), estimates=estimates)
+                                              fallback=_one_line(exc), estimates=estimates,
+                                              t=taken)
         total = (time.perf_counter() - start) * 1e3
         self.said_down = False
         c.device_ms = (1 - EMA) * c.device_ms + EMA * device_ms
@@ -253,7 +256,7 @@ class SplitClient:
         self._learn(c, load, request_ms)
         return labels, Record(self.images, c.cut, total, device_ms, request_ms,
                               load.compute_ms or 0.0, load.queue_ms or 0.0, c.up_bytes,
-                              self.bandwidth, self.load, estimates=estimates)
+                              self.bandwidth, self.load, estimates=estimates, t=taken)
 
     def _request(self, c: Candidate, sent: dict[str, np.ndarray]):
         import tritonclient.http as httpclient
