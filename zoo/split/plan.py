@@ -35,7 +35,7 @@ from typing import Any
 
 from zoo.errors import ConfigError
 from zoo.files import write_bytes_atomic, write_text_atomic
-from zoo.split.cuts import ALL_DEVICE, ALL_SERVER, bytes_per_value
+from zoo.split.cuts import ALL_DEVICE, ALL_SERVER, PRECISIONS, bytes_per_value
 from zoo.split.energy import phone_energy
 from zoo.split.link import Link, transfer_ms
 from zoo.split.profile import Profile
@@ -60,6 +60,7 @@ class Estimate:
     total_ms: float
     energy_mj: float  # estimated
     energy: dict[str, Any]
+    sizes: dict[str, int] | None = None  # bytes up in each transfer precision
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -92,7 +93,8 @@ def estimate(profile: Profile, times: dict[str, list[float]], link: Link, *, tra
         energy = phone_energy(link, device, up, down, server + rtt, radio=radio)
         rows.append(Estimate(k, name, profile.ops[k], up, down, device, upload, rtt, server,
                              download, device + upload + rtt + server + download,
-                             energy.total_mj, energy.as_dict()))
+                             energy.total_mj, energy.as_dict(),
+                             {p: transfer_bytes(profile, k, p)[0] for p in PRECISIONS}))
     return rows
 
 
@@ -143,13 +145,16 @@ def plan_markdown(rows: list[Estimate], chosen: Estimate, facts: dict[str, Any],
         lines += [f"Measured: best `{best.cut}` {best.total_ms:.1f} ms; the chosen cut "
                   f"measures {got:.1f} ms ({got / best.total_ms * 100:.1f} % of the best's "
                   "time).", ""]
-    lines += ["| # | cut | op | up KB | device ms | upload ms | RTT ms | server ms | download ms "
-              "| total ms | energy mJ (est.) |" + (" measured ms |" if measured else ""),
+    lines += ["| # | cut | op | up KB fp32 / fp16 / int8 | device ms | upload ms | RTT ms | "
+              "server ms | download ms | total ms | energy mJ (est.) |"
+              + (" measured ms |" if measured else ""),
               "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|" + (
                   "---:|" if measured else "")]
     for i, r in enumerate(rows):
         mark = " **<-**" if r.index == chosen.index else ""
-        lines.append(f"| {r.index} | {r.cut}{mark} | {r.op} | {r.up_bytes / 1e3:.1f} | "
+        sizes = " / ".join(f"{r.sizes[p] / 1e3:.1f}" for p in PRECISIONS) if r.sizes else \
+            f"{r.up_bytes / 1e3:.1f}"
+        lines.append(f"| {r.index} | {r.cut}{mark} | {r.op} | {sizes} | "
                      f"{r.device_ms:.2f} | {r.upload_ms:.1f} | {r.rtt_ms:.0f} | "
                      f"{r.server_ms:.2f} | {r.download_ms:.1f} | {r.total_ms:.1f} | "
                      f"{r.energy_mj:.0f} |" + (f" {measured[i].total_ms:.1f} |"
