@@ -18,6 +18,7 @@ left to the latency model (`zoo.split.latency_model`), which is fitted on what w
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,16 +86,19 @@ def unit_facts(model) -> list[UnitFacts]:
 
 
 def cpu_model() -> str:
-    """The CPU's model name (/proc/cpuinfo), for every figure's caption."""
+    """The CPU's model name, family and model (/proc/cpuinfo), for every figure's caption: a
+    virtual machine may report a bare "AMD EPYC"."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        info = dict(line.split(":", 1) for line in
+                    Path("/proc/cpuinfo").read_text().split("\n\n")[0].splitlines()
+                    if ":" in line)
+        info = {k.strip(): v.strip() for k, v in info.items()}
+        return (f"{info.get('model name', '?')} (family {info.get('cpu family', '?')} model "
+                f"{info.get('model', '?')}, {os.cpu_count()} cores)")
     except OSError:
-        pass
-    import platform
+        import platform
 
-    return platform.processor() or platform.machine()
+        return platform.processor() or platform.machine()
 
 
 def measured_cuts(count: int, every: int) -> list[int]:
