@@ -60,20 +60,34 @@ def op_name(layer) -> str | None:
 
 
 def units_of(model) -> list[Unit]:
-    """The model's layers in graph order, grouped into units (see the module docstring)."""
+    """The model's operations in graph order, grouped into units (see the module docstring).
+
+    Operations, not only layers: Keras 3 records arithmetic on tensors (``x + 3.0`` and the
+    scaling of a hard-sigmoid gate) as operations of `model.operations` that `model.layers`
+    leaves out, and a cut that did not see them would hand on the wrong tensors. A
+    ZeroPadding2D opens the unit of the conv after it (XNNPACK folds the padding into that
+    conv), so no cut hands on both a tensor and its padded copy."""
     import keras
 
     from zoo.stats import layer_macs
 
     units: list[Unit] = []
-    for layer in model.layers:
+    pending: list = []  # padding waiting for the op it belongs to
+    for layer in model.operations:
         if isinstance(layer, keras.layers.InputLayer):
+            continue
+        if isinstance(layer, keras.layers.ZeroPadding2D):
+            pending.append(layer)
             continue
         name = op_name(layer)
         if name is not None or not units:
             units.append(Unit(name or "input prep"))
-        units[-1].layers.append(layer)
-        units[-1].macs += layer_macs(layer)
+        for op in [*pending, layer]:
+            units[-1].layers.append(op)
+            units[-1].macs += layer_macs(op)
+        pending = []
+    if pending:
+        units[-1].layers.extend(pending)
     return units
 
 

@@ -146,10 +146,7 @@ def test_find_cut(models):
 
 @pytest.mark.parametrize("arch", [
     "mobileunet",
-    pytest.param("mobilenet_v3_small_lraspp", marks=pytest.mark.xfail(
-        strict=True, reason="zoo.graph follows model.layers only: the Keras ops of the SE gate "
-                            "(x + 3, x / 6) hide the gate from `crossing`, so at the cut after "
-                            "the gate's ReLU6 the server half recomputes the SE branch")),
+    "mobilenet_v3_small_lraspp",  # the SE gate's x + 3, x / 6 are Keras ops, not layers
 ])
 def test_the_halves_compute_what_the_cut_says(models, arch):
     """A half's MACs are the cut's: the device computes units[:k] and the server the rest,
@@ -166,9 +163,6 @@ def test_the_halves_compute_what_the_cut_says(models, arch):
     assert (wrong, unsent) == ([], [])
 
 
-@pytest.mark.xfail(strict=True, reason="zoo.graph.units_of fuses a ZeroPadding2D into the unit "
-                                       "before it: the cut after conv_pw_5_relu does not exist "
-                                       "and the one after its pad sends both tensors")
 def test_no_cut_sends_a_padded_copy_of_a_tensor_it_sends(models):
     cuts = candidate_cuts(models["mobileunet"])
     padded = [(c.name, c.layers) for c in cuts

@@ -77,17 +77,22 @@ def make_plan(run: str | None = None, link: Any = "wifi", objective: str = "late
     own = {side: fit(profile, side, fitted_on=run_dir.name) for side in ("device", "server")}
     models = given or own
     predicted = {side: models[side].cumulative(profile.units) for side in models}
-    measured = {side: [m if m is not None else predicted[side][k]
-                       for k, m in enumerate(getattr(profile, f"{side}_ms"))]
-                for side in models}
+    # Measured rows only where both halves were measured (`--every` leaves gaps): the
+    # measured best is a measured cut, and the chosen cut's measured figure may be unknown.
+    known = [d is not None and s is not None
+             for d, s in zip(profile.device_ms, profile.server_ms, strict=True)]
+    filled = {side: [m if m is not None else 0.0 for m in getattr(profile, f"{side}_ms")]
+              for side in models}
     options = {"transfer": transfer, "device_slowdown": device_slowdown,
                "server_load": server_load, "radio": radio}
     rows = estimate(profile, predicted, link, **options)
-    measured_rows = estimate(profile, measured, link, **options)
+    measured_rows = [r if ok else None for r, ok in zip(
+        estimate(profile, filled, link, **options), known, strict=True)]
     chosen = choose(rows, objective)
-    best = choose(measured_rows, objective)
+    best = choose([r for r in measured_rows if r is not None], objective)
     figure = "total_ms" if objective == "latency" else "energy_mj"
-    within = getattr(measured_rows[chosen.index], figure) / getattr(best, figure)
+    mine = measured_rows[chosen.index]
+    within = getattr(mine, figure) / getattr(best, figure) if mine is not None else None
     facts = {
         "run": str(run_dir), "run_id": run_dir.name, "link": link.__dict__,
         "objective": objective, "times": "predicted", "cpu": profile.cpu,
@@ -105,9 +110,10 @@ def make_plan(run: str | None = None, link: Any = "wifi", objective: str = "late
     write_text_atomic(out_dir / "latency_model.json", json.dumps(
         {side: m.to_dict() for side, m in own.items()}, indent=2) + "\n")
     err = facts["prediction_error"]
+    share = f"{within * 100:.1f} %" if within is not None else "not measured,"
     print(f"cut {chosen.cut} (#{chosen.index} of {len(rows)}): predicted {chosen.total_ms:.1f} "
           f"ms, estimated {chosen.energy_mj:.0f} mJ on {link.name}; measured best "
-          f"{best.cut} {best.total_ms:.1f} ms, chosen {within * 100:.1f} % of it; prediction "
+          f"{best.cut} {best.total_ms:.1f} ms, chosen {share} of it; prediction "
           f"error device {err['device']['median_pct']:.1f} % (max {err['device']['max_pct']:.1f}"
           f" %), server {err['server']['median_pct']:.1f} % (max "
           f"{err['server']['max_pct']:.1f} %) of the whole side")

@@ -107,11 +107,12 @@ def choose(rows: list[Estimate], objective: str = "latency") -> Estimate:
 
 
 def write_plan(out: Path, rows: list[Estimate], chosen: Estimate, facts: dict[str, Any],
-               measured: list[Estimate] | None = None) -> dict[str, Any]:
-    """plan.json (facts, chosen cut, every row), plan.csv, plan.md and plan.png in `out`."""
+               measured: list[Estimate | None] | None = None) -> dict[str, Any]:
+    """plan.json (facts, chosen cut, every row), plan.csv, plan.md and plan.png in `out`;
+    `measured` holds the rows of measured times, None for a cut not measured."""
     out.mkdir(parents=True, exist_ok=True)
     result = {**facts, "chosen": chosen.to_dict(), "rows": [r.to_dict() for r in rows],
-              "measured_rows": [r.to_dict() for r in measured] if measured else None}
+              "measured_rows": [r and r.to_dict() for r in measured] if measured else None}
     write_text_atomic(out / "plan.json", json.dumps(result, indent=2) + "\n")
     fields = ["index", "cut", "op", "up_bytes", "down_bytes", "device_ms", "upload_ms",
               "rtt_ms", "server_ms", "download_ms", "total_ms", "energy_mj"]
@@ -120,15 +121,19 @@ def write_plan(out: Path, rows: list[Estimate], chosen: Estimate, facts: dict[st
     writer.writerow([*fields, "measured_total_ms"])
     for i, r in enumerate(rows):
         row = r.to_dict()
-        writer.writerow([row[f] for f in fields] + [measured[i].total_ms if measured else ""])
+        writer.writerow([row[f] for f in fields] + [_measured_ms(measured, i)])
     write_text_atomic(out / "plan.csv", buf.getvalue())
     write_text_atomic(out / "plan.md", plan_markdown(rows, chosen, facts, measured))
     write_bytes_atomic(out / "plan.png", plan_figure(rows, chosen, facts, measured))
     return result
 
 
+def _measured_ms(measured: list[Estimate | None] | None, i: int) -> float | str:
+    return measured[i].total_ms if measured and measured[i] is not None else ""
+
+
 def plan_markdown(rows: list[Estimate], chosen: Estimate, facts: dict[str, Any],
-                  measured: list[Estimate] | None = None) -> str:
+                  measured: list[Estimate | None] | None = None) -> str:
     link = facts["link"]
     lines = [f"# Split plan: {facts.get('run_id', '')}", "",
              f"Link {link['name']}: up {link['uplink_mbps']:g} Mbit/s, down "
@@ -140,11 +145,13 @@ def plan_markdown(rows: list[Estimate], chosen: Estimate, facts: dict[str, Any],
              f"**Chosen cut: `{chosen.cut}`** (#{chosen.index}): {chosen.total_ms:.1f} ms, "
              f"estimated {chosen.energy_mj:.0f} mJ.", ""]
     if measured:
-        best = min(measured, key=lambda r: r.total_ms)
-        got = measured[chosen.index].total_ms
-        lines += [f"Measured: best `{best.cut}` {best.total_ms:.1f} ms; the chosen cut "
-                  f"measures {got:.1f} ms ({got / best.total_ms * 100:.1f} % of the best's "
-                  "time).", ""]
+        best = min((r for r in measured if r is not None), key=lambda r: r.total_ms)
+        mine = measured[chosen.index]
+        got = (f"measures {mine.total_ms:.1f} ms ({mine.total_ms / best.total_ms * 100:.1f} % "
+               "of the best's time)" if mine is not None else "was not measured (--every)")
+        count = sum(r is not None for r in measured)
+        lines += [f"Measured ({count} of {len(rows)} cuts): best `{best.cut}` "
+                  f"{best.total_ms:.1f} ms; the chosen cut {got}.", ""]
     lines += ["| # | cut | op | up KB fp32 / fp16 / int8 | device ms | upload ms | RTT ms | "
               "server ms | download ms | total ms | energy mJ (est.) |"
               + (" measured ms |" if measured else ""),
@@ -157,13 +164,14 @@ def plan_markdown(rows: list[Estimate], chosen: Estimate, facts: dict[str, Any],
         lines.append(f"| {r.index} | {r.cut}{mark} | {r.op} | {sizes} | "
                      f"{r.device_ms:.2f} | {r.upload_ms:.1f} | {r.rtt_ms:.0f} | "
                      f"{r.server_ms:.2f} | {r.download_ms:.1f} | {r.total_ms:.1f} | "
-                     f"{r.energy_mj:.0f} |" + (f" {measured[i].total_ms:.1f} |"
-                                               if measured else ""))
+                     f"{r.energy_mj:.0f} |" + (f" {_measured_ms(measured, i):.1f} |"
+                                               if measured and measured[i] is not None
+                                               else " |" if measured else ""))
     return "\n".join(lines) + "\n"
 
 
 def plan_figure(rows: list[Estimate], chosen: Estimate, facts: dict[str, Any],
-                measured: list[Estimate] | None = None) -> bytes:
+                measured: list[Estimate | None] | None = None) -> bytes:
     """Stacked predicted latency per cut (device, link, server), the measured total, the
     transfer size and the estimated energy; the chosen cut marked."""
     import matplotlib
@@ -183,7 +191,9 @@ def plan_figure(rows: list[Estimate], chosen: Estimate, facts: dict[str, Any],
     ax.bar(x, link, bottom=device, color="#dd8452", label="link: upload + RTT + download")
     ax.bar(x, server, bottom=device + link, color="#55a868", label="server")
     if measured:
-        ax.plot(x, [r.total_ms for r in measured], "k.-", lw=1, ms=4, label="measured total")
+        ax.plot([i for i, r in enumerate(measured) if r is not None],
+                [r.total_ms for r in measured if r is not None], "k.-", lw=1, ms=4,
+                label="measured total")
     ax.axvline(chosen.index, color="crimson", ls="--", lw=1.2,
                label=f"chosen: {chosen.cut} ({chosen.total_ms:.0f} ms)")
     ax.set_ylabel("end-to-end latency (ms)")

@@ -81,7 +81,8 @@ def unit_facts(model) -> list[UnitFacts]:
         in_values = sum(int(np.prod(t.shape[1:])) for t in inputs)
         facts.append(UnitFacts(unit.op, last.name, int(unit.macs), 4 * in_values,
                                4 * int(np.prod(last.output.shape[1:])),
-                               int(sum(layer.count_params() for layer in unit.layers))))
+                               int(sum(getattr(layer, "count_params", lambda: 0)()
+                                   for layer in unit.layers))))
     return facts
 
 
