@@ -237,7 +237,8 @@ class SplitClient:
             labels = self.full(image) if c is None else c.device.outputs(image)[0]
             ms = (time.perf_counter() - start) * 1e3
             return np.asarray(labels), Record(self.images, DEVICE if c is None else c.cut, ms,
-                                              ms, estimates=estimates, t=taken)
+                                              ms, bandwidth_mbps=self.bandwidth, load=self.load,
+                                              estimates=estimates, t=taken)
         sent = c.device.run(image)
         device_ms = (time.perf_counter() - start) * 1e3
         try:
@@ -247,6 +248,7 @@ class SplitClient:
             labels = self.full(image)
             ms = (time.perf_counter() - start) * 1e3
             return np.asarray(labels), Record(self.images, DEVICE, ms, ms,
+                                              bandwidth_mbps=self.bandwidth, load=self.load,
                                               fallback=_one_line(exc), estimates=estimates,
                                               t=taken)
         total = (time.perf_counter() - start) * 1e3
@@ -280,7 +282,9 @@ class SplitClient:
         """Bandwidth from this transfer, load from the server's figures."""
         wire_ms = request_ms - (load.compute_ms or 0.0) - (load.queue_ms or 0.0) - (
             self.rtt_ms or 0.0)
-        if wire_ms > 0.5:
+        # A request that is mostly RTT says little of the bandwidth (its wire time is the
+        # difference of two noisy figures): only samples whose wire time is a good part of it.
+        if wire_ms > max(0.5, 0.25 * (self.rtt_ms or 0.0)):
             mbps = (c.up_bytes + c.down_bytes) * 8 / (wire_ms * 1e3)
             self.bandwidth = mbps if self.bandwidth is None else (
                 (1 - EMA) * self.bandwidth + EMA * mbps)

@@ -158,6 +158,10 @@ class ShapedNamespace:
         self._created = True
         try:
             _check(["ip", "-n", self.name, "link", "set", "lo", "mtu", "1500", "up"])
+            # One TCP segment per packet: loopback's GSO hands tbf packets up to the burst
+            # size, and after `set_rate` lowers the rate (and the burst) a queued packet larger
+            # than the new burst can never leave, which froze the link for good.
+            _check(["ip", "-n", self.name, "link", "set", "lo", "gso_max_segs", "1"])
             _check(["ip", "netns", "exec", self.name, "tc", "qdisc", "add", "dev", "lo", "root",
                     *self._tbf(self.rate_mbps)])
         except BaseException:
@@ -361,7 +365,9 @@ def _cpu_cgroup() -> tuple[Path, int]:
 class DeviceSpeed:
     """A cgroup capping the processes added to `fraction` of one CPU of this machine (see the
     module docstring), removed on exit; added processes still running go back to the parent
-    cgroup."""
+    cgroup. The kernel throttles only once a period's quota is used up, so work shorter than
+    the quota (a 1-2 ms device half) runs at full speed: the slowdown holds for device halves
+    of many milliseconds; measure the device half's time under the cap and state that."""
 
     def __init__(self, fraction: float, name: str | None = None) -> None:
         fraction = float(fraction)

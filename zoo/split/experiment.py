@@ -28,8 +28,8 @@ Example::
   does the most (the lowest cut index, ``input`` when given) zeros as inputs, straight to the
   server (no proxy), each as soon as its previous answer arrives.
 
-The namespace's loopback sends one TCP segment per packet (`segment_loopback`): lowering the
-rate with GSO packets queued can otherwise stall the qdisc for good.
+The namespace's loopback sends one TCP segment per packet (`ShapedNamespace` sets it): lowering
+the rate with GSO packets queued could otherwise stall the qdisc for good.
 
 **Clock.** t = 0 is the phone's first byte on the link, seen as the qdisc's byte counter
 rising (``tc -s qdisc show``): the start of its warm-up (round-trip time and each server half
@@ -156,23 +156,6 @@ def _qdisc(ns: ShapedNamespace) -> tuple[str, float | None, int | None]:
     return line, bits, int(sent[1]) if sent else None
 
 
-def segment_loopback(ns: ShapedNamespace) -> str | None:
-    """Make the namespace's loopback hand the qdisc one TCP segment per packet (``ip link set
-    lo gso_max_segs 1``); None, or the one-line reason it could not.
-
-    Why: loopback TCP hands the qdisc GSO packets of up to 64 KiB, which tbf passes whole when
-    they fit its burst (10 ms of the rate: 62.5 KB at 50 Mbit/s). `ShapedNamespace.set_rate`
-    lowers the burst (6.25 KB at 5 Mbit/s), and a packet queued before the change that is
-    larger than the new burst can never gather the tokens to leave: the qdisc stops for good
-    (no drop, its backlog stays; seen here as a request timing out and every later transfer
-    stalled). Segments of one MTU always fit the burst (at least 4 KiB)."""
-    result = ns.run(["ip", "link", "set", "lo", "gso_max_segs", "1"], capture_output=True,
-                    text=True)
-    if result.returncode:
-        return f"ip link set lo gso_max_segs 1 failed: {_last_line_of(result.stderr)}"
-    return None
-
-
 def _last_line_of(text: str) -> str:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[-1] if lines else "no output"
@@ -284,10 +267,6 @@ def _experiment(ns: ShapedNamespace, speed: DeviceSpeed | None, folders: list[st
     """The processes of one experiment inside `ns` (see the module docstring); what happened,
     on the wall clock."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    unsegmented = segment_loopback(ns)
-    if unsegmented and schedule:
-        print(f"warning: {unsegmented}: lowering the rate may stall the link for good",
-              file=sys.stderr)
     logs = {name: out_dir / f"{name}.log" for name in ("server", "client", "load")}
     for log in logs.values():
         log.unlink(missing_ok=True)
@@ -336,7 +315,7 @@ def _experiment(ns: ShapedNamespace, speed: DeviceSpeed | None, folders: list[st
             "qdisc_mbps": qdisc_bits / 1e6 / CROSSINGS if qdisc_bits else None,
             "logs": {name: str(path) for name, path in logs.items()},
             "client_dir": str(client_dir), "command": [str(c) for c in cmd],
-            "images_requested": images * repeat, "unsegmented": unsegmented}
+            "images_requested": images * repeat}
 
 
 def _drive(ns: ShapedNamespace, client: subprocess.Popen, sent_before: int,
@@ -559,7 +538,7 @@ def _result(facts: dict, link: Link, ns: ShapedNamespace, *, sizes: dict[str, tu
         "link": dataclasses.asdict(link),
         "emulated": {"uplink_mbps": link.uplink_mbps, "downlink_mbps": link.uplink_mbps,
                      "rtt_ms": link.rtt_ms, "crossings": CROSSINGS, "qdisc": facts["qdisc"],
-                     "one_segment_per_packet": facts["unsegmented"] or True,
+                     "one_segment_per_packet": True,
                      "qdisc_mbps": facts["qdisc_mbps"], "namespace": ns.name,
                      "note": "one tbf qdisc on the namespace's loopback carries both ways at "
                              "the uplink rate (zoo.split.emulate); qdisc_mbps is its rate "

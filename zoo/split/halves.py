@@ -336,9 +336,9 @@ def export_halves(run: str | None = None, cut: str | None = None, transfer: str 
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
         facts = _write_halves(model, chosen, tmp, context, transfer=transfer, device=device)
-        facts.update(run=str(run_dir), run_id=cfg.run_id or run_dir.name, arch=context.arch,
-                     alpha=cfg.model.alpha, input_size=list(cfg.model.input_size),
-                     classes=list(spec.classes))
+        facts.update(run=str(run_dir.resolve()), run_id=cfg.run_id or run_dir.name,
+                     arch=context.arch, alpha=cfg.model.alpha,
+                     input_size=list(cfg.model.input_size), classes=list(spec.classes))
         write_text_atomic(tmp / SPEC_FILE, json.dumps(facts, indent=2) + "\n")
         ref = reference(model, images, masks, spec.num_classes, spec.ignore_index)
         name = f"split {chosen.name} {transfer}" + ("" if device == "tflite" else f" {device}")
