@@ -125,8 +125,9 @@ class SplitClient:
     def _candidate(self, folder: Path, threads: int) -> Candidate:
         spec = read_spec(folder)
         up = int(spec.get("transfer_bytes", 0))
-        return Candidate(folder, spec["cut"], spec["model_name"], up,
-                         int(spec.get("result_bytes", 0)), DeviceHalf(folder, threads))
+        return Candidate(folder, spec["cut"], spec["model_name"], up_bytes=up,
+                         down_bytes=int(spec.get("result_bytes", 0)),
+                         device=DeviceHalf(folder, threads))
 
     def _full_model(self, threads: int):
         """The all-device runner: an ``output`` folder's device half, else a full.tflite."""
@@ -256,9 +257,10 @@ class SplitClient:
         c.device_ms = (1 - EMA) * c.device_ms + EMA * device_ms
         c.last_used = self.images
         self._learn(c, load, request_ms)
-        return labels, Record(self.images, c.cut, total, device_ms, request_ms,
-                              load.compute_ms or 0.0, load.queue_ms or 0.0, c.up_bytes,
-                              self.bandwidth, self.load, estimates=estimates, t=taken)
+        return labels, Record(self.images, c.cut, total, device_ms, request_ms=request_ms,
+                              server_ms=load.compute_ms or 0.0, queue_ms=load.queue_ms or 0.0,
+                              up_bytes=c.up_bytes, bandwidth_mbps=self.bandwidth,
+                              load=self.load, estimates=estimates, t=taken)
 
     def _request(self, c: Candidate, sent: dict[str, np.ndarray]):
         import tritonclient.http as httpclient

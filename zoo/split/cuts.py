@@ -84,17 +84,19 @@ def candidate_cuts(model) -> list[Cut]:
     units = units_of(model)
     layers = [layer for unit in units for layer in unit.layers]
     total = sum(u.macs for u in units)
-    cuts = [Cut(0, ALL_SERVER, "", [model.input], ["image"], [_batch1(model.input.shape)],
-                0, total)]
+    cuts = [Cut(0, ALL_SERVER, "", tensors=[model.input], layers=["image"],
+                shapes=[_batch1(model.input.shape)], device_macs=0, server_macs=total)]
     done, macs = 0, 0
     for k, unit in enumerate(units[:-1], start=1):
         done += len(unit.layers)
         macs += unit.macs
         front = crossing(layers, done)
-        cuts.append(Cut(k, unit.layers[-1].name, unit.op, [layer.output for layer in front],
-                        [layer.name for layer in front],
-                        [_batch1(layer.output.shape) for layer in front], macs, total - macs))
-    cuts.append(Cut(len(units), ALL_DEVICE, "", [], [], [], total, 0))
+        cuts.append(Cut(k, unit.layers[-1].name, unit.op,
+                        tensors=[layer.output for layer in front],
+                        layers=[layer.name for layer in front],
+                        shapes=[_batch1(layer.output.shape) for layer in front],
+                        device_macs=macs, server_macs=total - macs))
+    cuts.append(Cut(len(units), ALL_DEVICE, "", device_macs=total, server_macs=0))
     return cuts
 
 

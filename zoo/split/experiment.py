@@ -293,8 +293,9 @@ def _experiment(ns: ShapedNamespace, speed: DeviceSpeed | None, folders: list[st
         except OSError:  # it exited at once: its log says why, below
             if client.poll() is None:
                 raise
-    t0, events, load = _drive(ns, client, sent_before or 0, schedule, load_client_at,
-                              lambda: _start_load(ns, port, load_target, logs["load"]))
+    t0, events, load = _drive(ns, client, sent_before or 0, schedule=schedule,
+                              load_client_at=load_client_at,
+                              start_load=lambda: _start_load(ns, port, load_target, logs["load"]))
     ended = time.time()
     if load is not None:
         load.update(_stop_load(load.pop("process"), logs["load"]),

@@ -106,7 +106,8 @@ def fit(profile: Profile, side: str, fitted_on: str = "") -> LatencyModel:
     coef = _solve(rows, times) if len(rows) else np.zeros(len(ops) + 2)
     threads = profile.threads_device if side == "device" else profile.threads_server
     return LatencyModel(side, {op: float(c) for op, c in zip(ops, coef, strict=False)},
-                        float(coef[-2]), float(coef[-1]), fitted_on, profile.cpu, threads)
+                        per_mb=float(coef[-2]), per_op=float(coef[-1]), fitted_on=fitted_on,
+                        cpu=profile.cpu, threads=threads)
 
 
 def errors(model: LatencyModel, profile: Profile, side: str) -> dict[str, float]:

@@ -91,10 +91,12 @@ def estimate(profile: Profile, times: dict[str, list[float]], link: Link, *, tra
         upload, download = transfer_ms(link, up, "up"), transfer_ms(link, down, "down")
         rtt = link.rtt_ms if remote else 0.0
         energy = phone_energy(link, device, up, down, server + rtt, radio=radio)
-        rows.append(Estimate(k, name, profile.ops[k], up, down, device, upload, rtt, server,
-                             download, device + upload + rtt + server + download,
-                             energy.total_mj, energy.as_dict(),
-                             {p: transfer_bytes(profile, k, p)[0] for p in PRECISIONS}))
+        rows.append(Estimate(
+            index=k, cut=name, op=profile.ops[k], up_bytes=up, down_bytes=down,
+            device_ms=device, upload_ms=upload, rtt_ms=rtt, server_ms=server,
+            download_ms=download, total_ms=device + upload + rtt + server + download,
+            energy_mj=energy.total_mj, energy=energy.as_dict(),
+            sizes={p: transfer_bytes(profile, k, p)[0] for p in PRECISIONS}))
     return rows
 
 

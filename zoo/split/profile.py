@@ -79,10 +79,10 @@ def unit_facts(model) -> list[UnitFacts]:
         first, last = unit.layers[0], unit.layers[-1]
         inputs = first.input if isinstance(first.input, list | tuple) else [first.input]
         in_values = sum(int(np.prod(t.shape[1:])) for t in inputs)
-        facts.append(UnitFacts(unit.op, last.name, int(unit.macs), 4 * in_values,
-                               4 * int(np.prod(last.output.shape[1:])),
-                               int(sum(getattr(layer, "count_params", lambda: 0)()
-                                   for layer in unit.layers))))
+        facts.append(UnitFacts(unit.op, last.name, int(unit.macs), in_bytes=4 * in_values,
+                               out_bytes=4 * int(np.prod(last.output.shape[1:])),
+                               params=int(sum(getattr(layer, "count_params", lambda: 0)()
+                                              for layer in unit.layers))))
     return facts
 
 

@@ -260,8 +260,8 @@ def load_artifacts(artifacts: str | Path, threads: int | None = None) -> Model:
     except Exception as exc:  # onnxruntime raises its own classes for a bad graph
         raise ConfigError(f"{path}: onnxruntime cannot load it ({error_line(exc)})") from None
     return Model(spec["model_name"], spec["model_version"], path,
-                 _specs(path, "input", session.get_inputs()),
-                 _specs(path, "output", session.get_outputs()), session)
+                 inputs=_specs(path, "input", session.get_inputs()),
+                 outputs=_specs(path, "output", session.get_outputs()), session=session)
 
 
 def artifact_folders(artifacts: Any) -> list[str]:
