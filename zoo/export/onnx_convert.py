@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from zoo.export.artifact import Artifact
 from zoo.export.context import ExportContext
 from zoo.export.outputs import with_output
@@ -40,6 +42,24 @@ def read_onnx_metadata(path: Path) -> dict[str, str]:
 
     model = onnx.load(str(path), load_external_data=False)
     return {p.key: p.value for p in model.metadata_props}
+
+
+def read_onnx_weights(path: Path) -> dict[str, np.ndarray]:
+    """`FormatSpec.read_weights` of the ONNX formats: the main graph's initializers as stored,
+    by name (for ``onnx-int8``: int8 weights, int32 biases, float scales). int64 and bool
+    initializers (shapes, axes, Reshape and Slice arguments) are graph parameters, not
+    weights, and are left out."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    weights = {}
+    for init in model.graph.initializer:
+        array = numpy_helper.to_array(init)
+        if array.dtype == np.int64 or array.dtype == np.bool_:
+            continue
+        weights[init.name] = array
+    return weights
 
 
 def onnx_artifact(fmt: str, proto, out_path: Path, context: ExportContext, *, options,

@@ -8,9 +8,8 @@ Example::
 
 The output is ``logits`` (float32 ``(1, H, W, C)``) or, with a label output, ``labels`` (uint8
 ``(1, H, W)``: ArgMax, Cast, and for labels-nearest Reshape/Tile/Reshape; see
-zoo/export/outputs.py). The conversion itself is `zoo.export.onnx_convert`. `read_onnx_weights`
-reads the graph's initializers back as stored (also for ``onnx-int8``: int8 weights, int32
-biases, float scales), for the weight-size report.
+zoo/export/outputs.py). The conversion itself, and reading metadata and weights back, are
+`zoo.export.onnx_convert`.
 """
 
 from __future__ import annotations
@@ -18,12 +17,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from zoo.export.artifact import Artifact
 from zoo.export.context import ExportContext
 from zoo.export.format import FLOAT32, register_format
-from zoo.export.onnx_convert import onnx_artifact, read_onnx_metadata, to_onnx
+from zoo.export.onnx_convert import (
+    onnx_artifact,
+    read_onnx_metadata,
+    read_onnx_weights,
+    to_onnx,
+)
 from zoo.export.options import ExportOptions, int_range, option
 
 
@@ -31,23 +33,6 @@ from zoo.export.options import ExportOptions, int_range, option
 class OnnxOptions(ExportOptions):
     opset: int = option(17, "ONNX opset, 13..18 (17: every op the zoo emits, onnxruntime >= "
                         "1.13)", int_range(13, 18))
-
-
-def read_onnx_weights(path: Path) -> dict[str, np.ndarray]:
-    """`FormatSpec.read_weights` of the ONNX formats: the main graph's initializers as stored,
-    by name. int64 and bool initializers (shapes, axes, Reshape and Slice arguments) are
-    graph parameters, not weights, and are left out."""
-    import onnx
-    from onnx import numpy_helper
-
-    model = onnx.load(str(path))
-    weights = {}
-    for init in model.graph.initializer:
-        array = numpy_helper.to_array(init)
-        if array.dtype == np.int64 or array.dtype == np.bool_:
-            continue
-        weights[init.name] = array
-    return weights
 
 
 @register_format("onnx", OnnxOptions, suffix=".onnx", runtime="onnxruntime", tolerance=FLOAT32,

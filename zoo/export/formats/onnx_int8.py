@@ -33,8 +33,12 @@ from zoo.errors import ConfigError
 from zoo.export.artifact import Artifact
 from zoo.export.context import ExportContext
 from zoo.export.format import INT8, register_format
-from zoo.export.formats.onnx import read_onnx_weights
-from zoo.export.onnx_convert import onnx_artifact, read_onnx_metadata, to_onnx
+from zoo.export.onnx_convert import (
+    onnx_artifact,
+    read_onnx_metadata,
+    read_onnx_weights,
+    to_onnx,
+)
 from zoo.export.options import QuantizedOptions, int_range, option
 from zoo.export.outputs import is_label_output
 
