@@ -55,6 +55,38 @@ assert received == [n], received
 print(time.perf_counter() - start)
 """
 
+# Inside a namespace: a server on port p; "up" sends n bytes to it, "down" has it send n bytes;
+# prints the seconds from the connection to the last byte read.
+ONE_WAY = """
+import socket, sys, threading, time
+port, n, way = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+server = socket.socket()
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind(("127.0.0.1", port))
+server.listen(1)
+def serve():
+    connection, _ = server.accept()
+    if way == "down":
+        connection.sendall(b"x" * n)
+    else:
+        while connection.recv(65536):
+            pass
+    connection.close()
+threading.Thread(target=serve).start()
+start = time.perf_counter()
+client = socket.create_connection(("127.0.0.1", port))
+if way == "up":
+    client.sendall(b"x" * n)
+    client.shutdown(socket.SHUT_WR)
+    client.recv(1)
+else:
+    got = 0
+    while chunk := client.recv(65536):
+        got += len(chunk)
+    assert got == n, got
+print(time.perf_counter() - start)
+"""
+
 ECHO_SERVER = """
 import socket, sys, threading
 server = socket.socket()
@@ -153,14 +185,37 @@ def test_shaping_holds_transfers_to_the_rate():
         # 2 MB at 8 Mbit/s take 2 s at best (and more with TCP/IP headers).
         assert seconds_to_send(namespace, 2_000_000) >= 0.8 * 2_000_000 * 8 / 8e6
         namespace.set_rate(2.0)
-        qdisc = namespace.run(["tc", "qdisc", "show", "dev", "lo"], capture_output=True,
-                              text=True).stdout
-        assert "tbf" in qdisc and "rate 2Mbit" in qdisc
+        shaping = namespace.shaping()
+        assert shaping.up_mbps == 2.0 and "htb" in shaping.text and "rate 2Mbit" in shaping.text
         assert seconds_to_send(namespace, 500_000) >= 0.8 * 500_000 * 8 / 2e6
+        assert namespace.shaping().up_bytes >= 2_500_000  # headers included
         namespace.set_rate(80.0)
         assert namespace.emulated == Link("test-emulated", 80.0, 80.0, 100.0)
-        assert "rate 80Mbit" in namespace.run(["tc", "qdisc", "show", "dev", "lo"],
+        assert "rate 80Mbit" in namespace.run(["tc", "class", "show", "dev", "lo"],
                                               capture_output=True, text=True).stdout
+
+
+def test_with_a_port_each_direction_has_its_rate_and_other_traffic_is_free():
+    port, n = 9100, 500_000
+    with shaped(Link("asym", 2.0, 16.0, 0.0), port=port) as namespace:
+        def seconds(to_port, way):
+            result = namespace.run([sys.executable, "-c", ONE_WAY, to_port, n, way],
+                                   capture_output=True, text=True, timeout=60)
+            assert result.returncode == 0, result.stderr
+            return float(result.stdout)
+
+        up, down = seconds(port, "up"), seconds(port, "down")
+        assert up >= 0.8 * n * 8 / 2e6
+        assert down >= 0.8 * n * 8 / 16e6
+        assert down < up / 2  # 8 times the rate; with room for a busy machine
+        assert seconds(port + 1, "up") < up / 2  # not shaped at all
+        shaping = namespace.shaping()
+        assert (shaping.up_mbps, shaping.down_mbps) == (2.0, 16.0)
+        assert n <= shaping.up_bytes <= 1.5 * n  # the upload and the download's acks
+        assert n <= shaping.down_bytes <= 1.5 * n
+        namespace.set_rate(4.0, 8.0)
+        assert namespace.emulated == Link("asym-emulated", 4.0, 8.0, 0.0)
+        assert (namespace.shaping().up_mbps, namespace.shaping().down_mbps) == (4.0, 8.0)
 
 
 @pytest.fixture
@@ -233,19 +288,23 @@ def test_the_proxy_command_checks_its_arguments():
 
 
 def test_shaping_and_delay_together_in_a_namespace():
-    with shaped(LINK, crossings=2) as namespace:  # client -> proxy -> server crosses lo twice
+    proxy_port = 9100
+    with shaped(LINK, port=proxy_port) as namespace:  # only the phone's leg is shaped
         server_port = 9000  # every port is free in a fresh namespace
         namespace.popen([sys.executable, "-c", ECHO_SERVER, server_port])
         wait_for_port("127.0.0.1", server_port, timeout=30, ns=namespace)
-        with ProxyProcess(server_port, LINK.rtt_ms, ns=namespace) as proxy:
+        with ProxyProcess(server_port, LINK.rtt_ms, listen_port=proxy_port,
+                          ns=namespace) as proxy:
+            assert proxy.port == proxy_port
             nbytes = 250_000
             result = namespace.run([sys.executable, "-c", ECHO_CLIENT, proxy.port, nbytes],
                                    capture_output=True, text=True, timeout=60)
             assert result.returncode == 0, result.stderr
             seconds, same = result.stdout.split()
             assert same == "True"
-            # Up and back share the 8 Mbit/s, and no byte returns sooner than one RTT.
-            assert float(seconds) >= max(LINK.rtt_ms / 1e3, 0.8 * 2 * nbytes * 8 / 8e6)
+            # The echo overlaps up and back, each at 8 Mbit/s, and no byte returns sooner
+            # than one RTT.
+            assert float(seconds) >= max(LINK.rtt_ms / 1e3, 0.8 * nbytes * 8 / 8e6)
 
 
 def test_wait_for_port():

@@ -18,7 +18,7 @@ import pytest
 
 from zoo.errors import ConfigError
 from zoo.split.emulate import EmulationUnavailable, ShapedNamespace
-from zoo.split.experiment import CROSSINGS, parse_schedule, run_emulated
+from zoo.split.experiment import parse_schedule, run_emulated
 from zoo.split.link import Link, parse_link
 
 MID = "conv_pw_13_relu"  # the end of mobileunet's encoder: four skips and P5 cross the cut
@@ -95,22 +95,24 @@ def test_a_fixed_cut_over_a_slow_link_that_gets_faster(folders, tmp_path):
     result = emulated(folders, LINK, images=IMAGES, repeat=REPEAT, cut=MID,
                       schedule=[(CHANGE_S, FAST_MBPS)], out=out)
     check_outputs(result, out)
-    assert result["emulated"]["qdisc_mbps"] == pytest.approx(LINK.uplink_mbps)
+    shaping = result["emulated"]["shaping"]
+    assert (shaping["up_mbps"], shaping["down_mbps"]) == (LINK.uplink_mbps, LINK.downlink_mbps)
     [change] = result["events"]
-    assert change["applied"] and change["qdisc_mbps"] == pytest.approx(FAST_MBPS)
-    assert f"rate {FAST_MBPS * CROSSINGS:g}Mbit" in change["qdisc"]  # tc's own words
+    assert change["applied"] and change["qdisc_up_mbps"] == change["qdisc_down_mbps"] == FAST_MBPS
+    assert f"rate {FAST_MBPS:g}Mbit" in change["qdisc"]  # tc's own words
     assert change["t_s"] >= CHANGE_S
     assert result["fallbacks"] == {}
     rows = result["timeline"]
     assert {row["cut"] for row in rows} == {MID}
     assert all(row["request_ms"] >= LINK.rtt_ms for row in rows)
     assert result["client"]["warm_up"]["rtt_ms"] >= LINK.rtt_ms
-    # Requests wholly before the change were shaped at 2 Mbit/s: every byte up and down at the
-    # rate, less at most the token bucket's burst (10 ms of the qdisc's rate).
+    # Requests wholly before the change were shaped at 2 Mbit/s: every byte up, then every
+    # byte down, at the rate, less at most each way's burst (10 ms of the rate).
     up, down = rows[0]["up_bytes"], 64 * 64
     slow = [row for row in rows if row["t_s"] + row["total_ms"] / 1e3 < change["t_s"]]
     for row in slow:
-        assert row["request_ms"] >= (up + down) * 8 / (LINK.uplink_mbps * 1e3) - 10
+        assert row["request_ms"] >= (up * 8 / (LINK.uplink_mbps * 1e3)
+                                     + down * 8 / (LINK.downlink_mbps * 1e3) - 20)
     assert result["per_cut"][MID]["min_request_ms"] >= LINK.rtt_ms
 
 

@@ -4,33 +4,38 @@ delay proxy for the round-trip time, and a CPU quota that slows a process to a p
 Example::
 
     link = parse_link("lte")
-    with ShapedNamespace(link, crossings=2) as ns:           # ip netns + tc tbf (needs root)
+    with ShapedNamespace(link, port=9000) as ns:      # ip netns + tc htb (needs root)
         server = ns.popen([sys.executable, "-m", "my.server", "--port", "8000"])
         wait_for_port("127.0.0.1", 8000, timeout=30, ns=ns)
-        with ProxyProcess(target_port=8000, rtt_ms=link.rtt_ms, ns=ns) as proxy:
-            ns.run([sys.executable, "client.py", "--port", str(proxy.port)])   # the phone
-            ns.set_rate(1.1)                                 # the link drops to 3G rates
+        with ProxyProcess(target_port=8000, rtt_ms=link.rtt_ms, listen_port=9000,
+                          ns=ns) as proxy:
+            ns.run([sys.executable, "client.py", "--port", "9000"])   # the phone
+            ns.set_rate(1.1)                          # the link drops to 3G rates, both ways
+            ns.shaping().up_bytes                     # bytes the phone has sent
             proxy.set_rtt(150)
     with DeviceSpeed(0.25) as device:                        # cgroup CPU quota (needs root)
         phone = subprocess.Popen([...])
         device.add(phone.pid)
 
 **Rate** (`ShapedNamespace`): a fresh namespace has only a loopback interface, and everything
-its processes send to 127.0.0.1 goes through that interface's root qdisc, here a token bucket
-(``tc qdisc add dev lo root tbf rate R burst B limit L``, see tc-tbf(8)). The loopback's MTU is
-set to 1500 so packets have Ethernet sizes, not 64 KiB. The burst is 10 ms worth of the rate
-(at least 4 KiB): the bucket must refill at least once per kernel tick to reach the rate. The
-queue limit is 0.5 s worth (at least 512 KiB): loopback TCP hands the qdisc 64 KiB GSO bursts,
-and a queue shorter than that drops packets, whose retransmission timeouts (200 ms minimum on
-Linux) would distort every timing. **One qdisc carries both directions**: the loopback is one
-interface, so the rate applies to the sum of what flows each way. Consequences: (1) the
-response is sent at the uplink rate too, so a link with a faster downlink (``lte``: 13 Mbit/s)
-is emulated with a slower one (`ShapedNamespace.emulated` is the link as emulated, for
-comparing with `zoo.split.link.request_ms`); the response is the label map, so this moves a
-round trip little; (2) a request and a response that overlap share the rate, as on a half-
-duplex radio; (3) a byte that crosses the loopback twice, as through a `DelayProxy` inside
-the namespace (client -> proxy -> server), is counted twice: pass ``crossings=2`` and the
-qdisc runs at twice the link's rate so the application sees the link's rate.
+its processes send to 127.0.0.1 goes through that interface's root qdisc, here a hierarchical
+token bucket (tc-htb(8)) with three classes: the uplink (1:10, `Link.uplink_mbps`), the
+downlink (1:20, `Link.downlink_mbps`) and everything else (1:30, unshaped). With ``port``
+(the delay proxy's, which the phone connects to), u32 filters put what is sent **to** that
+port in the uplink class and what is sent **from** it in the downlink class, so each byte the
+phone exchanges is shaped exactly once, at its direction's rate, while the proxy's own leg to
+the server and anything else in the namespace (a load client talking to the server directly)
+run unshaped. Without ``port``, everything is shaped by the uplink class, both ways together
+(one loopback, one rate: what a transfer test without a proxy needs). The loopback's MTU is
+set to 1500 so packets have Ethernet sizes, not 64 KiB, and it sends one TCP segment per
+packet (``gso_max_segs 1``): a 64 KiB GSO packet queued when a lower rate is set could
+otherwise hold the link far beyond its time (with a token bucket filter it stalled the qdisc
+for good). Each class's queue is the loopback's 1000 packets (1.5 MB): drops, whose
+retransmission timeouts (200 ms minimum on Linux) would distort every timing, do not happen
+at these sizes. The rates count TCP/IP headers (about 4 % at 1500-byte packets), as a real
+link's do. An earlier version shaped everything with one tbf at twice the rate for the two
+crossings through the proxy; the first crossing then ran at twice the link's rate while the
+proxy held the bytes, and requests came out up to 20 % faster than the link.
 
 **Delay** (`DelayProxy`, run in its own process by `ProxyProcess`): a TCP forwarder that holds
 every chunk it reads for rtt/2 before writing it on, in each direction. Each direction is a
@@ -58,8 +63,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import math
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -124,46 +131,73 @@ def _positive_mbps(mbps: float) -> float:
     return mbps
 
 
-class ShapedNamespace:
-    """A network namespace whose loopback is shaped to `link`'s uplink rate (see the module
-    docstring), deleted on exit with the processes it started. `crossings` is how many times
-    each byte crosses the loopback (2 through a `DelayProxy` inside the namespace)."""
+@dataclasses.dataclass(frozen=True)
+class Shaping:
+    """The shaping as read back from the kernel (``tc -s class show``): each direction's rate
+    in Mbit/s and the bytes its class has sent (headers included)."""
 
-    def __init__(self, link: Link, name: str | None = None, crossings: int = 1) -> None:
-        if crossings < 1:
-            raise ValueError(f"crossings must be >= 1, got {crossings}")
+    up_mbps: float | None
+    down_mbps: float | None
+    up_bytes: int | None
+    down_bytes: int | None
+    text: str  # the classes' lines, rates only
+
+
+UP, DOWN, FREE = "1:10", "1:20", "1:30"  # the htb classes
+_CLASS = re.compile(r"^class htb (\d+:\d+) .*?\brate (\d+(?:\.\d+)?)([KMG]?)bit\b.*?$"
+                    r"(?:\n\s+Sent (\d+) bytes)?", re.M)
+
+
+class ShapedNamespace:
+    """A network namespace whose loopback is shaped to `link` (see the module docstring),
+    deleted on exit with the processes it started. With `port`, only what goes to that port
+    (uplink) and comes from it (downlink) is shaped; without, everything at the uplink rate."""
+
+    def __init__(self, link: Link, name: str | None = None, port: int | None = None) -> None:
+        if port is not None and not 1 <= int(port) <= 65535:
+            raise ValueError(f"port must be between 1 and 65535, got {port}")
         self.link = link
         self.name = name or f"zoo-split-{secrets.token_hex(4)}"
-        self.crossings = crossings
-        self.rate_mbps = _positive_mbps(link.uplink_mbps)
+        self.port = None if port is None else int(port)
+        self.up_mbps = _positive_mbps(link.uplink_mbps)
+        self.down_mbps = _positive_mbps(link.downlink_mbps) if port is not None else self.up_mbps
         self._processes: list[subprocess.Popen] = []
         self._created = False
 
     @property
     def emulated(self) -> Link:
-        """The link as emulated: the current rate both ways (one qdisc), the link's RTT (which
-        a `DelayProxy` adds)."""
-        return Link(f"{self.link.name}-emulated", self.rate_mbps, self.rate_mbps,
+        """The link as emulated: the current rates (the uplink's both ways without a port) and
+        the link's RTT (which a `DelayProxy` adds)."""
+        return Link(f"{self.link.name}-emulated", self.up_mbps, self.down_mbps,
                     self.link.rtt_ms)
 
-    def _tbf(self, mbps: float) -> list[str]:
-        bits = mbps * self.crossings * 1e6
-        burst = max(int(bits / 8 / 100), 4096)  # 10 ms of the rate
-        limit = max(int(bits / 8 / 2), 512 * 1024)  # 0.5 s of the rate
-        return ["tbf", "rate", f"{round(bits)}bit", "burst", str(burst), "limit", str(limit)]
+    @staticmethod
+    def _htb(classid: str, mbps: float) -> list[str]:
+        bits = round(mbps * 1e6)
+        burst = max(int(bits / 8 / 100), 4096)  # 10 ms of the rate: refilled every tick
+        return ["classid", classid, "htb", "rate", f"{bits}bit", "ceil", f"{bits}bit",
+                "burst", str(burst), "cburst", str(burst), "quantum", "1514"]
 
     def __enter__(self) -> ShapedNamespace:
         _require("ip", "tc")
         _check(["ip", "netns", "add", self.name])
         self._created = True
+        tc = ["ip", "netns", "exec", self.name, "tc"]
         try:
             _check(["ip", "-n", self.name, "link", "set", "lo", "mtu", "1500", "up"])
-            # One TCP segment per packet: loopback's GSO hands tbf packets up to the burst
-            # size, and after `set_rate` lowers the rate (and the burst) a queued packet larger
-            # than the new burst can never leave, which froze the link for good.
             _check(["ip", "-n", self.name, "link", "set", "lo", "gso_max_segs", "1"])
-            _check(["ip", "netns", "exec", self.name, "tc", "qdisc", "add", "dev", "lo", "root",
-                    *self._tbf(self.rate_mbps)])
+            default = FREE if self.port is not None else UP
+            _check([*tc, "qdisc", "add", "dev", "lo", "root", "handle", "1:", "htb",
+                    "default", default.split(":")[1]])
+            _check([*tc, "class", "add", "dev", "lo", "parent", "1:", *self._htb(UP, self.up_mbps)])
+            _check([*tc, "class", "add", "dev", "lo", "parent", "1:",
+                    *self._htb(DOWN, self.down_mbps)])
+            _check([*tc, "class", "add", "dev", "lo", "parent", "1:", *self._htb(FREE, 10_000)])
+            if self.port is not None:
+                for field, classid in (("dport", UP), ("sport", DOWN)):
+                    _check([*tc, "filter", "add", "dev", "lo", "parent", "1:", "protocol", "ip",
+                            "prio", "1", "u32", "match", "ip", field, str(self.port), "0xffff",
+                            "flowid", classid])
         except BaseException:
             self._delete()
             raise
@@ -199,14 +233,28 @@ class ShapedNamespace:
             raise RuntimeError(f"namespace {self.name} is not set up: use it in a with block")
         return ["ip", "netns", "exec", self.name, *map(str, cmd)]
 
-    def set_rate(self, mbps: float) -> None:
-        """Change the shaped rate now (``tc qdisc change``); connections stay open."""
-        mbps = _positive_mbps(mbps)
-        cmd = self._command(["tc", "qdisc", "change", "dev", "lo", "root", *self._tbf(mbps)])
-        result = subprocess.run(cmd, capture_output=True, text=True)
-        if result.returncode:
-            raise RuntimeError(f"tc qdisc change failed: {_first_line(result.stderr)}")
-        self.rate_mbps = mbps
+    def set_rate(self, up_mbps: float, down_mbps: float | None = None) -> None:
+        """Change the shaped rates now (``tc class change``; the downlink's to `up_mbps` too
+        unless given; without a port there is only the uplink's); connections stay open."""
+        up = _positive_mbps(up_mbps)
+        down = up if down_mbps is None or self.port is None else _positive_mbps(down_mbps)
+        for classid, mbps in ((UP, up), (DOWN, down)):
+            cmd = self._command(["tc", "class", "change", "dev", "lo", "parent", "1:",
+                                 *self._htb(classid, mbps)])
+            result = subprocess.run(cmd, capture_output=True, text=True)
+            if result.returncode:
+                raise RuntimeError(f"tc class change failed: {_first_line(result.stderr)}")
+        self.up_mbps, self.down_mbps = up, down
+
+    def shaping(self) -> Shaping:
+        """The rates and byte counts as the kernel has them now."""
+        text = self.run(["tc", "-s", "class", "show", "dev", "lo"], capture_output=True,
+                        text=True).stdout
+        found = {m[1]: (float(m[2]) * {"": 1, "K": 1e3, "M": 1e6, "G": 1e9}[m[3]] / 1e6,
+                        int(m[4]) if m[4] else None, m[0].splitlines()[0].strip())
+                 for m in _CLASS.finditer(text)}
+        up, down = found.get(UP, (None, None, "")), found.get(DOWN, (None, None, ""))
+        return Shaping(up[0], down[0], up[1], down[1], f"{up[2]}; {down[2]}")
 
     def popen(self, cmd: Sequence[Any], **kwargs: Any) -> subprocess.Popen:
         """`subprocess.Popen` of `cmd` inside the namespace (``ip netns exec``); stopped on exit

@@ -11,7 +11,8 @@ Example::
         --images 100 --schedule 10:1.1,25:13 --load-at 40 --device-fraction 0.25 --out exp
 
 (S: ``<run>/split``, folders of `split.py export`.) Everything runs in one `ShapedNamespace`
-(``crossings=2``), so every byte crosses its shaped loopback:
+whose link is the delay proxy's port (`PROXY_PORT`): what the phone sends to it is shaped at
+the uplink rate, what it receives from it at the downlink rate, each byte once:
 
 - the server, ``python -m zoo.split.server --artifacts A,B,...`` (every folder's server half);
 - a `DelayProxy` in front of it (`ProxyProcess`) adding the link's round-trip time;
@@ -26,18 +27,17 @@ Example::
   is not slowed at all, and experiment.json says so (``device.warning``);
 - with ``load_client_at``, a load client: `LOAD_THREADS` threads sending the server half that
   does the most (the lowest cut index, ``input`` when given) zeros as inputs, straight to the
-  server (no proxy), each as soon as its previous answer arrives.
+  server (no proxy, so not over the phone's link: other phones' traffic reaches the server
+  over their own links), each as soon as its previous answer arrives.
 
-The namespace's loopback sends one TCP segment per packet (`ShapedNamespace` sets it): lowering
-the rate with GSO packets queued could otherwise stall the qdisc for good.
-
-**Clock.** t = 0 is the phone's first byte on the link, seen as the qdisc's byte counter
-rising (``tc -s qdisc show``): the start of its warm-up (round-trip time and each server half
-timed idle, about 15 requests; `SplitClient.warm_up`), a second or so before its first image.
-The schedule (``[(seconds, Mbit/s), ...]``: `ShapedNamespace.set_rate` at each) and the load
-start count from there, so a slow start-up (imports, a CPU quota) does not use them up. An
-event not yet due when the phone finishes is recorded as not applied. Every applied rate is
-read back from the qdisc (``tc qdisc show``) and recorded.
+**Clock.** t = 0 is the phone's first byte on the link, seen as the uplink class's byte
+counter rising (`ShapedNamespace.shaping`): the start of its warm-up (round-trip time and each
+server half timed idle, about 15 requests; `SplitClient.warm_up`), a second or so before its
+first image. The schedule (``[(seconds, Mbit/s), ...]``: `ShapedNamespace.set_rate` at each,
+both directions to that rate) and the load start count from there, so a slow start-up
+(imports, a CPU quota) does not use them up. An event not yet due when the phone finishes is
+recorded as not applied. Every applied rate is read back from the kernel (``tc class show``)
+and recorded.
 
 **Time of each image.** Each record's ``t`` (`Record.t`, time.time() when the client took the
 image) on the same clock. Records without it (``t`` 0, from a client before it had the field)
@@ -45,16 +45,14 @@ get a derived start: run.json is written right after the last image, so the last
 its modification time and each earlier one ends the later ones' ``total_ms`` before it (the
 gaps between images, microseconds, are left out).
 
-**Caveats of the emulation.** One qdisc carries everything in the namespace, both ways: the load
-client's requests and answers share the phone's link rate (its requests cross the loopback once,
-not twice as through the proxy), so the load slows the link as well as the server. Requests come
-out somewhat faster than the model of `zoo.split.link.request_ms` (RTT + bytes / rate, plus the
-server's compute and queue time: ``model_request_ms`` beside each remote image's ``request_ms``;
-up to about 20 % faster in our runs): the token bucket lets its burst (10 ms of the rate)
-through at once, and with ``crossings=2`` the first crossing runs at twice the link's rate while
-the proxy holds the bytes, so the delay overlaps the transfer by up to rtt/2. The server runs
-unthrottled on this machine's cores, shared with whatever else runs. Times are measured, not
-modelled: expect noise on a busy machine.
+**Caveats of the emulation.** The link's rates count TCP/IP headers, as a real link's do, and
+`zoo.split.link.request_ms` (RTT + bytes / rate each way, plus the server's compute and queue
+time: ``model_request_ms`` beside each remote image's ``request_ms``) does not: expect
+requests a few per cent slower than that model, and a little faster where the upload and the
+answer overlap. The server runs unthrottled on this machine's cores, shared with the phone's
+process and whatever else runs: a loaded server slows the phone too, unless a CPU quota keeps
+the phone on less than a core. Times are measured, not modelled: expect noise on a busy
+machine.
 
 Writes, in `out`: ``experiment.json`` (the link as set and as read back from the qdisc, the
 events, the device/server ratio, the client's summary and warm-up, each image's time, cut and
@@ -86,7 +84,7 @@ from zoo.errors import ConfigError
 from zoo.split.emulate import REPO, DeviceSpeed, ProxyProcess, ShapedNamespace
 from zoo.split.link import Link, parse_link
 
-CROSSINGS = 2  # client -> proxy -> server: each byte crosses the loopback twice
+PROXY_PORT = 9000  # the phone's end of the link; below the ephemeral ports the server gets
 LOAD_THREADS = 4  # the load client's requests in flight (the server queues 8 by default)
 POLL_S = 0.05  # how often the phone's state and the qdisc are looked at
 START_TIMEOUT_S = 300.0  # a server loading its models on a busy machine
@@ -95,8 +93,6 @@ SCHEDULE_FORM = ("SECONDS:MBITS[,SECONDS:MBITS...] (e.g. 10:2,20:20: 2 Mbit/s fr
                  "after the client's first request, 20 Mbit/s from 20 s; seconds >= 0, "
                  "Mbit/s > 0)")
 _SERVING = re.compile(r"^serving .* on http://[^\s:]+:(\d+)\s*$", re.M)
-_RATE = re.compile(r"\brate (\d+(?:\.\d+)?)([KMG]?)bit\b")
-_SENT = re.compile(r"\bSent (\d+) bytes\b")
 
 
 def parse_schedule(value: Any, flag: str = "--schedule") -> list[tuple[float, float]]:
@@ -143,17 +139,6 @@ def _specs(folders: list[str]) -> list[dict]:
         raise ConfigError(f"--artifacts: {config} not found (the run the folders were exported "
                           "from; split.py run reads its validation images)")
     return specs
-
-
-def _qdisc(ns: ShapedNamespace) -> tuple[str, float | None, int | None]:
-    """(the root qdisc's line, its rate in bit/s, bytes it has sent) inside `ns`."""
-    text = ns.run(["tc", "-s", "qdisc", "show", "dev", "lo"], capture_output=True,
-                  text=True).stdout
-    line = (text.strip().splitlines() or [""])[0].strip()
-    rate = _RATE.search(line)
-    sent = _SENT.search(text)
-    bits = (float(rate[1]) * {"": 1, "K": 1e3, "M": 1e6, "G": 1e9}[rate[2]]) if rate else None
-    return line, bits, int(sent[1]) if sent else None
 
 
 def _last_line_of(text: str) -> str:
@@ -234,7 +219,7 @@ def run_emulated(folders: Any, link: Any, *, images: int = 50, rtt_ms: float | N
                           f"the {ALL_DEVICE} cut)")
 
     speed = DeviceSpeed(device_fraction) if device_fraction is not None else None
-    with speed or contextlib.nullcontext(), ShapedNamespace(link, crossings=CROSSINGS) as ns:
+    with speed or contextlib.nullcontext(), ShapedNamespace(link, port=PROXY_PORT) as ns:
         facts = _experiment(ns, speed, folders, specs, out_dir, images=images, repeat=repeat,
                             adapt=adapt, cut=cut, schedule=schedule,
                             load_client_at=load_client_at, load_target=load_target)
@@ -275,8 +260,9 @@ def _experiment(ns: ShapedNamespace, speed: DeviceSpeed | None, folders: list[st
                            ",".join(folders), "--port", "0", "--host", "127.0.0.1"],
                           stdout=log, stderr=subprocess.STDOUT)
     port = _wait_serving(server, logs["server"], START_TIMEOUT_S)
-    proxy = ProxyProcess(target_port=port, rtt_ms=ns.link.rtt_ms, ns=ns)
-    qdisc_line, qdisc_bits, sent_before = _qdisc(ns)
+    proxy = ProxyProcess(target_port=port, rtt_ms=ns.link.rtt_ms, listen_port=PROXY_PORT,
+                         ns=ns)
+    shaping = ns.shaping()
     client_dir = out_dir / "client"
     cmd = [sys.executable, str(REPO / "split.py"), "run", "--artifacts", ",".join(folders),
            "--url", f"http://127.0.0.1:{proxy.port}", "--images", images, "--repeat", repeat,
@@ -293,7 +279,7 @@ def _experiment(ns: ShapedNamespace, speed: DeviceSpeed | None, folders: list[st
         except OSError:  # it exited at once: its log says why, below
             if client.poll() is None:
                 raise
-    t0, events, load = _drive(ns, client, sent_before or 0, schedule=schedule,
+    t0, events, load = _drive(ns, client, shaping.up_bytes or 0, schedule=schedule,
                               load_client_at=load_client_at,
                               start_load=lambda: _start_load(ns, port, load_target, logs["load"]))
     ended = time.time()
@@ -312,8 +298,7 @@ def _experiment(ns: ShapedNamespace, speed: DeviceSpeed | None, folders: list[st
     return {"run": json.loads(run_json.read_text()), "run_written": run_json.stat().st_mtime,
             "t0": t0 if t0 is not None else launched, "t0_seen": t0 is not None,
             "launched": launched, "ended": ended, "events": events, "port": port,
-            "proxy_port": proxy.port, "qdisc": qdisc_line,
-            "qdisc_mbps": qdisc_bits / 1e6 / CROSSINGS if qdisc_bits else None,
+            "proxy_port": proxy.port, "shaping": dataclasses.asdict(shaping),
             "logs": {name: str(path) for name, path in logs.items()},
             "client_dir": str(client_dir), "command": [str(c) for c in cmd],
             "images_requested": images * repeat}
@@ -331,7 +316,7 @@ def _drive(ns: ShapedNamespace, client: subprocess.Popen, sent_before: int,
     while client.poll() is None:
         now = time.time()
         if t0 is None:
-            if (_qdisc(ns)[2] or 0) > sent_before:
+            if (ns.shaping().up_bytes or 0) > sent_before:
                 t0 = now
             else:
                 time.sleep(POLL_S)
@@ -340,10 +325,11 @@ def _drive(ns: ShapedNamespace, client: subprocess.Popen, sent_before: int,
             seconds, mbps = pending.pop(0)
             changed = time.time()  # the new rate holds from some instant after this one
             ns.set_rate(mbps)
-            line, bits, _ = _qdisc(ns)
+            shaping = ns.shaping()
             events.append({"kind": "rate", "due_s": seconds, "wall": changed, "mbps": mbps,
-                           "applied": True, "qdisc": line,
-                           "qdisc_mbps": bits / 1e6 / CROSSINGS if bits else None})
+                           "applied": True, "qdisc": shaping.text,
+                           "qdisc_up_mbps": shaping.up_mbps,
+                           "qdisc_down_mbps": shaping.down_mbps})
         if load is None and load_client_at is not None and now - t0 >= load_client_at:
             load = {"kind": "load", "due_s": load_client_at, "wall": time.time(),
                     "applied": True, "process": start_load()}
@@ -482,8 +468,9 @@ def _result(facts: dict, link: Link, ns: ShapedNamespace, *, sizes: dict[str, tu
             event["first_answer_s"] = raw["first_answer_wall"] - t0
     changes = [(e["t_s"], e["mbps"]) for e in events if e["kind"] == "rate" and e["applied"]]
 
-    def rate_at(t_s: float) -> float:
-        return ([link.uplink_mbps] + [mbps for when, mbps in changes if when <= t_s])[-1]
+    def rates_at(t_s: float) -> tuple[float, float]:
+        set_to = [mbps for when, mbps in changes if when <= t_s]
+        return (set_to[-1], set_to[-1]) if set_to else (link.uplink_mbps, link.downlink_mbps)
 
     starts, time_source = _image_times(records, facts["run_written"])
     timeline = []
@@ -492,9 +479,9 @@ def _result(facts: dict, link: Link, ns: ShapedNamespace, *, sizes: dict[str, tu
             k: r[k] for k in ("total_ms", "device_ms", "request_ms", "server_ms", "queue_ms",
                               "up_bytes", "bandwidth_mbps", "load", "fallback")}}
         if r["request_ms"] > 0 and r["cut"] in sizes:
-            mbps = rate_at(row["t_s"])
-            row["rate_mbps"] = mbps
-            row["model_request_ms"] = request_ms(Link("set", mbps, mbps, link.rtt_ms),
+            up, down = rates_at(row["t_s"])
+            row["rate_mbps"] = up
+            row["model_request_ms"] = request_ms(Link("set", up, down, link.rtt_ms),
                                                  *sizes[r["cut"]]) + r["server_ms"] + r[
                 "queue_ms"]
         timeline.append(row)
@@ -537,15 +524,17 @@ def _result(facts: dict, link: Link, ns: ShapedNamespace, *, sizes: dict[str, tu
                              "the quota is used, then waits for the next period)")
     return {
         "link": dataclasses.asdict(link),
-        "emulated": {"uplink_mbps": link.uplink_mbps, "downlink_mbps": link.uplink_mbps,
-                     "rtt_ms": link.rtt_ms, "crossings": CROSSINGS, "qdisc": facts["qdisc"],
-                     "one_segment_per_packet": True,
-                     "qdisc_mbps": facts["qdisc_mbps"], "namespace": ns.name,
-                     "note": "one tbf qdisc on the namespace's loopback carries both ways at "
-                             "the uplink rate (zoo.split.emulate); qdisc_mbps is its rate "
-                             "read back over the crossings; model_request_ms is "
-                             "zoo.split.link.request_ms at the rate set when the image started "
-                             "plus the server's reported compute and queue time"},
+        "emulated": {"uplink_mbps": link.uplink_mbps, "downlink_mbps": link.downlink_mbps,
+                     "rtt_ms": link.rtt_ms, "proxy_port": facts["proxy_port"],
+                     "shaping": facts["shaping"], "one_segment_per_packet": True,
+                     "namespace": ns.name,
+                     "note": "htb classes on the namespace's loopback shape what the phone "
+                             "sends to the delay proxy (uplink) and receives from it "
+                             "(downlink), headers included (zoo.split.emulate); shaping is "
+                             "the rates and byte counts read back before the phone started; "
+                             "model_request_ms is zoo.split.link.request_ms at the rates set "
+                             "when the image started plus the server's reported compute and "
+                             "queue time"},
         "schedule": [list(change) for change in schedule],
         "load_at_s": load_client_at,
         "clock": {"t0": "the client's first byte on the link (its warm-up), seen on the "
