@@ -186,7 +186,7 @@ def test_a_schedule_that_does_not_parse_is_one_line(value):
     ({"device_fraction": 0}, "--device-fraction must be a finite number > 0"),
     ({"load_client_at": "soon"}, "--load-at must be a finite number >= 0"),
     ({"schedule": "10;2"}, "--schedule must be"),
-    ({"cut": "conv_pw_1_relu"}, "--cut must be one of conv_pw_13_relu, input, all-device"),
+    ({"cut": "conv_pw_1_relu"}, "--cut must be one of conv_pw_13_relu, input, all-device, every"),
     ({"folders": "/nonexistent/a"}, "--artifacts: /nonexistent/a/split.json: not found"),
     ({"folders": None}, "--artifacts is required"),
     ({"out": None}, "--out is required"),

@@ -249,7 +249,8 @@ def run_command(artifacts: Any = None, url: str = "http://127.0.0.1:8000", image
             halves must be served at --url (`split.py serve --artifacts` the same folders).
         url: the server, http://HOST:PORT.
         images: validation images of the run to send.
-        cut: keep this cut (one of the folders', or all-device) instead of re-planning.
+        cut: keep this cut (one of the folders', or all-device) instead of re-planning;
+            ``every``: each folder's cut and all-device in turn, image by image.
         adapt: re-plan per image (--noadapt: keep the first plan).
         timeout: seconds before a request counts as failed (then all on the device).
         threads: LiteRT threads of the device half.

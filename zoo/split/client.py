@@ -23,6 +23,10 @@ of the server's recent compute time to what it was when measured idle, and takes
 (Neurosurgeon's runtime re-planning, Kang et al. ASPLOS 2017, section 5.3). A cut not taken
 for a while is tried again (`PROBE_EVERY`), so its estimate does not go stale.
 
+``fixed`` keeps one cut instead; ``fixed="every"`` takes every folder's cut and all-device in
+turn, image by image, so each is measured end to end under the same conditions, interleaved
+(what `zoo.split.compare` does to find the best cut).
+
 A server that is down, times out, answers 503 or serves other files (the model name carries
 the pair's checksum: a device half and a server half of two different exports are refused) is
 not used: the image runs all on the device, the client says so once, and tries the server
@@ -47,6 +51,7 @@ EMA = 0.3  # weight of the newest measurement in the moving averages
 PROBE_EVERY = 20  # images after which an untried remote cut is measured again
 RETRY_S = 5.0  # seconds before a failed server is tried again
 DEVICE = "all-device"
+EVERY = "every"  # `fixed`: each cut in turn, image by image (measuring every candidate)
 
 
 @dataclass
@@ -114,9 +119,13 @@ class SplitClient:
                               f"({', '.join(map(str, runs))})")
         self.full = self._full_model(threads)
         self.fixed = fixed
-        if fixed is not None and fixed not in {c.cut for c in self.candidates} | {DEVICE}:
+        if fixed is not None and fixed not in {c.cut for c in self.candidates} | {DEVICE, EVERY}:
             raise ConfigError(f"--cut {fixed!r} is not among the exported folders' cuts "
-                              f"({', '.join(c.cut for c in self.candidates)})")
+                              f"({', '.join(c.cut for c in self.candidates)}), {DEVICE} or "
+                              f"{EVERY}")
+        # EVERY's turn: each folder's cut, then the whole model here unless a folder is it.
+        self.turns: list[Candidate | None] = [*self.candidates] + (
+            [] if any(not c.remote for c in self.candidates) else [None])
         self.rtt_ms, self.bandwidth, self.load = 0.0, None, 1.0
         self.server_down_until, self.said_down = 0.0, False
         self.images = 0
@@ -174,7 +183,8 @@ class SplitClient:
             c.server_ms = float(np.median(server))
         return {"rtt_ms": self.rtt_ms, "full_ms": self.full_ms,
                 "device_ms": {c.cut: c.device_ms for c in self.candidates},
-                "server_ms": {c.cut: c.server_ms for c in self.candidates if c.remote}}
+                "server_ms": {c.cut: c.server_ms for c in self.candidates
+                              if c.remote and self.rtt_ms is not None}}  # measured ones
 
     def _rtt(self, runs: int) -> float | None:
         times = []
@@ -211,6 +221,9 @@ class SplitClient:
         """The candidate to use now; None for all-device."""
         server_ok = time.monotonic() >= self.server_down_until and self.rtt_ms is not None
         usable = [c for c in self.candidates if server_ok or not c.remote]
+        if self.fixed == EVERY:
+            turn = self.turns[(self.images - 1) % len(self.turns)]
+            return turn if turn is None or turn in usable else None
         if self.fixed is not None:
             chosen = [c for c in usable if c.cut == self.fixed]
             return chosen[0] if chosen else None

@@ -184,9 +184,9 @@ def run_emulated(folders: Any, link: Any, *, images: int = 50, rtt_ms: float | N
 
     `rtt_ms` replaces the link's round-trip time; `device_fraction` caps the client at that
     share of one CPU core; `cut` keeps one cut (one of the folders', or all-device) instead
-    of re-planning, `adapt=False` keeps the first plan. Raises `EmulationUnavailable` where
-    the namespace (or the CPU quota) cannot be made, `ConfigError` for bad input (before
-    anything is created)."""
+    of re-planning (``every``: each in turn, image by image), `adapt=False` keeps the first
+    plan. Raises `EmulationUnavailable` where the namespace (or the CPU quota) cannot be
+    made, `ConfigError` for bad input (before anything is created)."""
     from zoo.split.server import artifact_folders
 
     if out is None:
@@ -212,7 +212,7 @@ def run_emulated(folders: Any, link: Any, *, images: int = 50, rtt_ms: float | N
     if len(set(cuts)) < len(cuts):
         raise ConfigError(f"--artifacts: two folders of one cut ({', '.join(cuts)})")
     if cut is not None:
-        cut = checks.choice("--cut", str(cut), [*cuts, "all-device"])
+        cut = checks.choice("--cut", str(cut), [*cuts, "all-device", "every"])
     load_target = _load_folder(folders, specs)
     if load_client_at is not None and load_target is None:
         raise ConfigError("--load-at needs a folder with a server half (every folder given is "
@@ -681,7 +681,7 @@ def command(artifacts: Any = None, link: Any = "lte", images: int = 50,
             sending to the server.
         repeat: passes over the images.
         adapt: re-plan per image (--noadapt: keep the first plan).
-        cut: keep this cut (one of the folders', or all-device).
+        cut: keep this cut (one of the folders', or all-device; every: each in turn).
         out: output folder.
     """
     run_emulated(artifacts, link, images=images, rtt_ms=rtt_ms,
