@@ -30,7 +30,8 @@ LONGEST_FIRST = ("export/test_coreml.py", "compress/test_cluster.py", "compress/
                  "export/test_int8_report.py", "train/test_loop.py", "bench", "test_weights.py",
                  "heads/test_heads.py", "backbones/test_backbones.py",
                  "export/test_int8_calibration.py", "export/test_tflite_graph.py",
-                 "split/test_halves.py", "split/test_plan.py")
+                 "split/test_halves.py", "split/test_plan.py", "split/test_compare.py",
+                 "split/test_client.py", "split/test_experiment.py")
 UNIT_OF = {name: unit for unit, names in SHARED_UNITS.items() for name in names}
 
 

@@ -174,7 +174,9 @@ class ShapedNamespace:
     @staticmethod
     def _htb(classid: str, mbps: float) -> list[str]:
         bits = round(mbps * 1e6)
-        burst = max(int(bits / 8 / 100), 4096)  # 10 ms of the rate: refilled every tick
+        # 1 ms of the rate (two packets at least): a burst of 10 ms let the first 10 ms of every
+        # transfer through at once, and requests came out shorter than the rate allows.
+        burst = max(int(bits / 8 / 1000), 2 * 1514)
         return ["classid", classid, "htb", "rate", f"{bits}bit", "ceil", f"{bits}bit",
                 "burst", str(burst), "cburst", str(burst), "quantum", "1514"]
 

@@ -177,7 +177,8 @@ def _load_folder(folders: list[str], specs: list[dict]) -> tuple[str, dict] | No
 def run_emulated(folders: Any, link: Any, *, images: int = 50, rtt_ms: float | None = None,
                  device_fraction: float | None = None, schedule: Any = None,
                  load_client_at: float | None = None, out: Any = None, repeat: int = 1,
-                 adapt: bool = True, cut: str | None = None) -> dict:
+                 adapt: bool = True, cut: str | None = None,
+                 server_threads: int | None = None) -> dict:
     """Serve `folders`, run ``split.py run`` on them through the emulated `link` (a `Link` or
     what `parse_link` takes), change the rate on `schedule` and load the server from
     `load_client_at` seconds (see the module docstring); returns experiment.json's content.
@@ -186,7 +187,8 @@ def run_emulated(folders: Any, link: Any, *, images: int = 50, rtt_ms: float | N
     share of one CPU core; `cut` keeps one cut (one of the folders', or all-device) instead
     of re-planning (``every``: each in turn, image by image), `adapt=False` keeps the first
     plan. Raises `EmulationUnavailable` where the namespace (or the CPU quota) cannot be
-    made, `ConfigError` for bad input (before anything is created)."""
+    made, `ConfigError` for bad input (before anything is created). `server_threads`:
+    onnxruntime's intra-op threads per request on the server (its default: all cores)."""
     from zoo.split.server import artifact_folders
 
     if out is None:
@@ -207,6 +209,7 @@ def run_emulated(folders: Any, link: Any, *, images: int = 50, rtt_ms: float | N
     schedule = parse_schedule(schedule)
     load_client_at = checks.optional(checks.number)("--load-at", load_client_at, low=0)
     adapt = checks.boolean("--adapt", adapt)
+    server_threads = checks.optional(checks.integer)("--server-threads", server_threads, low=1)
     specs = _specs(folders)
     cuts = [spec["cut"] for spec in specs]
     if len(set(cuts)) < len(cuts):
@@ -214,15 +217,16 @@ def run_emulated(folders: Any, link: Any, *, images: int = 50, rtt_ms: float | N
     if cut is not None:
         cut = checks.choice("--cut", str(cut), [*cuts, "all-device", "every"])
     load_target = _load_folder(folders, specs)
-    if load_client_at is not None and load_target is None:
-        raise ConfigError("--load-at needs a folder with a server half (every folder given is "
+    if load_target is None:
+        raise ConfigError("--artifacts: no folder with a server half (every folder given is "
                           f"the {ALL_DEVICE} cut)")
 
     speed = DeviceSpeed(device_fraction) if device_fraction is not None else None
     with speed or contextlib.nullcontext(), ShapedNamespace(link, port=PROXY_PORT) as ns:
         facts = _experiment(ns, speed, folders, specs, out_dir, images=images, repeat=repeat,
                             adapt=adapt, cut=cut, schedule=schedule,
-                            load_client_at=load_client_at, load_target=load_target)
+                            load_client_at=load_client_at, load_target=load_target,
+                            server_threads=server_threads)
     sizes = {spec["cut"]: (int(spec.get("transfer_bytes", 0)), int(spec.get("result_bytes", 0)))
              for spec in specs}
     quota = {"cgroup": str(speed.parent / speed.name), "quota_ms": speed.quota_us / 1e3,
@@ -248,7 +252,8 @@ def run_emulated(folders: Any, link: Any, *, images: int = 50, rtt_ms: float | N
 def _experiment(ns: ShapedNamespace, speed: DeviceSpeed | None, folders: list[str],
                 specs: list[dict], out_dir: Path, *, images: int, repeat: int, adapt: bool,
                 cut: str | None, schedule: list[tuple[float, float]],
-                load_client_at: float | None, load_target: tuple[str, dict] | None) -> dict:
+                load_client_at: float | None, load_target: tuple[str, dict] | None,
+                server_threads: int | None = None) -> dict:
     """The processes of one experiment inside `ns` (see the module docstring); what happened,
     on the wall clock."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -256,8 +261,10 @@ def _experiment(ns: ShapedNamespace, speed: DeviceSpeed | None, folders: list[st
     for log in logs.values():
         log.unlink(missing_ok=True)
     with open(logs["server"], "w") as log:
+        served = [f for f, spec in zip(folders, specs, strict=True) if spec["cut"] != ALL_DEVICE]
         server = ns.popen([sys.executable, "-m", "zoo.split.server", "--artifacts",
-                           ",".join(folders), "--port", "0", "--host", "127.0.0.1"],
+                           ",".join(served), "--port", "0", "--host", "127.0.0.1",
+                           *(["--threads", server_threads] if server_threads else [])],
                           stdout=log, stderr=subprocess.STDOUT)
     port = _wait_serving(server, logs["server"], START_TIMEOUT_S)
     proxy = ProxyProcess(target_port=port, rtt_ms=ns.link.rtt_ms, listen_port=PROXY_PORT,
@@ -660,7 +667,8 @@ def adapt_figure(result: dict) -> bytes:
 def command(artifacts: Any = None, link: Any = "lte", images: int = 50,
             rtt_ms: float | None = None, device_fraction: float | None = None,
             schedule: Any = None, load_at: float | None = None, repeat: int = 1,
-            adapt: bool = True, cut: str | None = None, out: str | None = None) -> None:
+            adapt: bool = True, cut: str | None = None, server_threads: int | None = None,
+            out: str | None = None) -> None:
     """Serve exported split folders and run `split.py run` on them through a real emulated
     link (a network namespace with a shaped loopback and a delay proxy; needs root); change
     the rate and load the server while it runs; write experiment.json and adapt.png.
@@ -670,8 +678,8 @@ def command(artifacts: Any = None, link: Any = "lte", images: int = 50,
 
     Args:
         artifacts: folders of `split.py export`, comma-separated (one run).
-        link: wifi, lte, 3g (published medians), BW,RTT or UP/DOWN,RTT (Mbit/s, ms); the
-            uplink rate is emulated both ways.
+        link: wifi, lte, 3g (published medians), BW,RTT or UP/DOWN,RTT (Mbit/s, ms); each
+            way at its rate.
         images: validation images the client sends.
         rtt_ms: round-trip time in ms instead of the link's.
         device_fraction: run the client at this share of one CPU core (cgroup quota).
@@ -682,11 +690,13 @@ def command(artifacts: Any = None, link: Any = "lte", images: int = 50,
         repeat: passes over the images.
         adapt: re-plan per image (--noadapt: keep the first plan).
         cut: keep this cut (one of the folders', or all-device; every: each in turn).
+        server_threads: onnxruntime threads per request on the server (default: all cores).
         out: output folder.
     """
     run_emulated(artifacts, link, images=images, rtt_ms=rtt_ms,
                  device_fraction=device_fraction, schedule=schedule,
-                 load_client_at=load_at, out=out, repeat=repeat, adapt=adapt, cut=cut)
+                 load_client_at=load_at, out=out, repeat=repeat, adapt=adapt, cut=cut,
+                 server_threads=server_threads)
 
 
 def main() -> None:
