@@ -74,6 +74,7 @@ class TrainConfig:
     precise_bn_images: int = 64  # 0: off
     mixed_precision: bool = False
     strategy: str = "default"  # STRATEGIES
+    sync_bn: bool = False  # BatchNorm statistics over the global batch (mirrored, multiworker)
     seed: int = 0
     steps_per_epoch: int | None = None
 
@@ -115,6 +116,7 @@ def _checks() -> dict[str, Callable[[str, Any], Any]]:
         "train.early_stopping": checks.optional(positive),
         "train.precise_bn_images": count,
         "train.strategy": checks.one_of(*STRATEGIES),
+        "train.sync_bn": checks.boolean,
         "train.seed": checks.int_range(0, SEED_MAX),
         "train.steps_per_epoch": checks.optional(positive),
     }

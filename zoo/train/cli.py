@@ -23,6 +23,7 @@ ARG_KEYS = {
     "class_weights": "train.class_weights", "early_stopping": "train.early_stopping",
     "precise_bn_images": "train.precise_bn_images",
     "mixed_precision": "train.mixed_precision", "strategy": "train.strategy",
+    "sync_bn": "train.sync_bn",
     "seed": "train.seed", "steps_per_epoch": "train.steps_per_epoch",
 }
 
@@ -36,7 +37,8 @@ def train_command(
     weight_decay: float | None = None, loss: str | None = None, class_weights: Any = None,
     early_stopping: int | None = None, precise_bn_images: int | None = None,
     mixed_precision: bool | None = None, strategy: str | None = None,
-    seed: int | None = None, steps_per_epoch: int | None = None, resume: str | None = None,
+    sync_bn: bool | None = None, seed: int | None = None, steps_per_epoch: int | None = None,
+    resume: str | None = None,
     checkpoints: str = "checkpoints", download_weights: bool = False, **options: Any,
 ) -> None:
     """Train a segmentation model and write a run folder under checkpoints/.
@@ -69,7 +71,10 @@ def train_command(
         precise_bn_images: training images used to re-estimate BatchNorm statistics before
             each validation; default 64, 0 for none.
         mixed_precision: train in mixed_float16.
-        strategy: default, mirrored or multiworker (tf.distribute).
+        strategy: default, mirrored or multiworker (tf.distribute; multiworker reads
+            TF_CONFIG, and python -m zoo.train.launch starts a loopback cluster to try it).
+        sync_bn: BatchNorm statistics over the global batch, not each replica's share
+            (mirrored, multiworker).
         seed: random seed; default 0.
         steps_per_epoch: default: training pairs // batch size.
         resume: run folder or name to continue from its last completed epoch.

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import sys
+import tempfile
 import time
 from dataclasses import replace
 from datetime import datetime
@@ -30,7 +32,6 @@ import tensorflow as tf
 import zoo.quantize  # noqa: F401 - registers the QAT layers: QAT checkpoints load
 from zoo.checks import folder
 from zoo.config import (
-    STRATEGIES,
     RunConfig,
     check_config,
     check_values,
@@ -46,21 +47,18 @@ from zoo.metrics import confusion_matrix, iou_per_class, mean_iou
 from zoo.models import build_model, resolve_arch
 from zoo.runs import CHECKPOINTS_DIR, resolve_run
 from zoo.train.callbacks import PreciseBatchNorm, RunCheckpoint
+from zoo.train.distributed import (
+    is_chief,
+    make_strategy,
+    share_path,
+    wait_for,
+    weights_digest,
+    worker_role,
+)
 from zoo.train.losses import SegmentationLoss, median_frequency_weights
 from zoo.train.metrics import MeanIoU
 from zoo.train.report import write_curves, write_samples
 from zoo.train.schedules import WarmupDecay
-
-
-def make_strategy(name: str) -> tf.distribute.Strategy:
-    """tf.distribute strategy by name; multiworker reads TF_CONFIG as TensorFlow documents."""
-    if name == "default":
-        return tf.distribute.get_strategy()
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    if name == "multiworker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    raise ConfigError(f"strategy must be one of {', '.join(STRATEGIES)}, got {name!r}")
 
 
 def new_run_dir(cfg: RunConfig, checkpoints_dir: Path) -> Path:
@@ -113,6 +111,7 @@ def train(cfg: RunConfig, checkpoints_dir: Path = CHECKPOINTS_DIR, verbose: int 
     """Train a new run from `cfg`; returns its run folder. Every value is checked
     (`check_config`) before anything is read or written; errors name the config key."""
     cfg = check_config(cfg)
+    strategy = make_strategy(cfg.train.strategy)  # before TensorFlow runs anything
     checkpoints_dir = folder("checkpoints_dir", checkpoints_dir)
     spec = resolve_dataset(cfg.data.data)
     cfg = replace(cfg, data=replace(cfg.data, spec=spec.to_dict()),
@@ -125,9 +124,11 @@ def train(cfg: RunConfig, checkpoints_dir: Path = CHECKPOINTS_DIR, verbose: int 
     keras.backend.clear_session()
     _build(cfg)
     SegmentationLoss(cfg.train.loss, spec.num_classes, spec.ignore_index, class_weights)
-    run_dir = new_run_dir(cfg, checkpoints_dir)
+    # One folder for a cluster: the chief makes it, the other workers learn its path.
+    run_dir = share_path(strategy, new_run_dir(cfg, checkpoints_dir) if is_chief() else None)
     cfg = replace(cfg, run_id=run_dir.name)
-    save_config(cfg, run_dir / "config.yaml")
+    if is_chief():
+        save_config(cfg, run_dir / "config.yaml")
     return _fit(cfg, spec, scans, class_weights, run_dir, resume_from=None, verbose=verbose)
 
 
@@ -138,6 +139,9 @@ def finetune(cfg: RunConfig, model: keras.Model, checkpoints_dir: Path = CHECKPO
     fine-tuning starts from as init.keras, so the run resumes like any other; `files` maps
     extra file names to writers of them (a method's scan, its plot, compress.json)."""
     cfg = check_config(cfg)
+    if cfg.train.strategy == "multiworker":
+        raise ConfigError("compress.py fine-tunes on one machine: --strategy multiworker is "
+                          "for train.py")
     checkpoints_dir = folder("checkpoints_dir", checkpoints_dir)
     spec = spec_from_dict(cfg.data.spec)
     scans = _scan(cfg, spec)
@@ -157,6 +161,7 @@ def resume(run: str | Path, checkpoints_dir: Path = CHECKPOINTS_DIR,
     a user asked for explicitly; any that differ from the run's config are an error."""
     run_dir = resolve_run(run, checkpoints_dir)
     cfg = load_config(run_dir / "config.yaml")
+    make_strategy(cfg.train.strategy)  # before TensorFlow runs anything
     if requested:
         flat = check_values({k: v for k, v in requested.items() if v is not None})
         wanted = _apply(cfg, flat)
@@ -209,6 +214,11 @@ def _fit(cfg: RunConfig, spec, scans, class_weights, run_dir: Path, resume_from:
     keras.utils.set_random_seed(cfg.train.seed)
     if cfg.train.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
+    chief = is_chief()
+    # A worker other than the chief writes its checkpoints and logs to a temporary folder,
+    # deleted at the end; it reads the chief's run folder (shared storage) to resume.
+    out_dir = run_dir if chief else Path(tempfile.mkdtemp(
+        prefix=f"zoo-{run_dir.name}-worker{worker_role().index}-"))
     try:
         strategy = make_strategy(cfg.train.strategy)
         train_scan, val_scan = scans
@@ -216,6 +226,12 @@ def _fit(cfg: RunConfig, spec, scans, class_weights, run_dir: Path, resume_from:
         n_train = len(train_scan.pairs[: cfg.data.limit or None])
         steps = cfg.train.steps_per_epoch or max(1, n_train // batch)
         initial_epoch = int(resume_from["epoch"]) if resume_from else 0
+        replicas = strategy.num_replicas_in_sync
+        if batch % replicas:
+            raise ConfigError(f"--batch-size {batch} must be a multiple of the {replicas} "
+                              "replicas: the global batch is split between them")
+        if resume_from and not chief:
+            wait_for([run_dir / "last.keras"])
         with strategy.scope():
             if resume_from:
                 model = keras.saving.load_model(run_dir / "last.keras")
@@ -223,7 +239,15 @@ def _fit(cfg: RunConfig, spec, scans, class_weights, run_dir: Path, resume_from:
                 model = (keras.saving.load_model(run_dir / "init.keras", compile=False)
                          if cfg.compress.methods else _build(cfg))
                 _compile(model, cfg, spec, class_weights, steps)
+            if cfg.train.sync_bn:
+                for layer in model.layers:
+                    if isinstance(layer, keras.layers.BatchNormalization):
+                        layer.synchronized = True  # read at call time (keras ops.moments)
             kept = keep_constraints(model, cfg.compress.methods, run_dir)
+            if cfg.train.strategy == "multiworker":
+                from zoo.train.workarounds import for_multiworker
+
+                for_multiworker(model)
         train_ds = make_dataset(spec, cfg.data.train_split, size, batch,
                                 augment=cfg.data.augment, shuffle=True,
                                 seed=cfg.train.seed + initial_epoch, repeat=True,
@@ -234,18 +258,20 @@ def _fit(cfg: RunConfig, spec, scans, class_weights, run_dir: Path, resume_from:
         bn_count = cfg.train.precise_bn_images
         bn_images = load_split_arrays(spec, cfg.data.train_split, size, limit=bn_count,
                                       check=False)[0] if bn_count else None
-        checkpoint = RunCheckpoint(run_dir, final_from=lambda: first_final_epoch(kept))
+        if cfg.train.strategy == "multiworker":
+            train_ds, val_ds = shard_by_data(train_ds), shard_by_data(val_ds)
+        checkpoint = RunCheckpoint(out_dir, final_from=lambda: first_final_epoch(kept))
         if resume_from:
             checkpoint.best = float(resume_from["best"])
             checkpoint.best_epoch = int(resume_from["best_epoch"])
-        if resume_from:
+        if resume_from and chief:
             _truncate_log(run_dir / "log.csv", initial_epoch)
         callbacks = [  # the log row is written before the checkpoint that makes it final
             *kept,
             *([PreciseBatchNorm(bn_images)] if bn_count else []),
-            keras.callbacks.CSVLogger(str(run_dir / "log.csv"), append=True),
+            keras.callbacks.CSVLogger(str(out_dir / "log.csv"), append=True),
             checkpoint,
-            keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False),
+            keras.callbacks.TensorBoard(str(out_dir / "tensorboard"), write_graph=False),
         ]
         if cfg.train.early_stopping:
             callbacks.append(keras.callbacks.EarlyStopping(
@@ -253,11 +279,28 @@ def _fit(cfg: RunConfig, spec, scans, class_weights, run_dir: Path, resume_from:
         if initial_epoch < cfg.train.epochs:
             model.fit(train_ds, validation_data=val_ds, epochs=cfg.train.epochs, shuffle=False,
                       initial_epoch=initial_epoch, steps_per_epoch=steps, callbacks=callbacks,
-                      verbose=(1 if sys.stdout.isatty() else 2) if verbose is None else verbose)
-        _finish(cfg, spec, run_dir, seconds=time.time() - t0, resume_from=resume_from)
+                      verbose=0 if not chief else (1 if sys.stdout.isatty() else 2)
+                      if verbose is None else verbose)
+        if cfg.train.strategy == "multiworker":  # every worker: the same model, or not
+            role = worker_role()
+            print(f"{role.task} {role.index}: weights: trainable "
+                  f"{weights_digest(model.trainable_weights)}, all "
+                  f"{weights_digest(model.weights)}", flush=True)
+        if chief:
+            _finish(cfg, spec, run_dir, seconds=time.time() - t0, resume_from=resume_from)
     finally:
         keras.mixed_precision.set_global_policy(policy)
+        if out_dir != run_dir:
+            shutil.rmtree(out_dir, ignore_errors=True)
     return run_dir
+
+
+def shard_by_data(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """`dataset` split between the workers by element (each takes every n-th batch's share),
+    not by file: the pipeline reads from one list of pairs, which file sharding cannot split."""
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
 
 
 def _truncate_log(path: Path, epochs: int) -> None:
