@@ -355,6 +355,11 @@ def compare_figure(result: dict) -> bytes:
                   labels=["best (measured median, p90 whisker)", "planned", "other cut",
                           "measured parts (bound)", "predicted by the plan"],
                   fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+    device = result["device"]
+    speed = (f"phone: {result['device_fraction']:g} of a core, {device['slowdown']:.1f}x the "
+             "server's time" if result["device_fraction"] else "phone: this CPU, unthrottled")
+    fig.suptitle(f"{Path(result['run']).name}: end-to-end time per cut over emulated links "
+                 f"({speed})", fontsize=11)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)

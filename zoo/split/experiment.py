@@ -656,7 +656,8 @@ def adapt_figure(result: dict) -> bytes:
         right = e["t_s"] > start + 0.75 * (end - start)  # near the right edge: text leftwards
         lat.annotate(text, (e["t_s"], 0), xycoords=("data", "axes fraction"),
                      xytext=(-3 if right else 3, height), textcoords="offset points",
-                     ha="right" if right else "left", fontsize=8, color=color)
+                     ha="right" if right else "left", fontsize=8, color=color, zorder=5,
+                     bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "none", "pad": 1})
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
