@@ -83,13 +83,13 @@ def test_compare_on_the_tiny_run(trained_run, tmp_path):
     checkpoints, run_dir = trained_run
     out = tmp_path / "compare"
     try:
-        result = compare(str(run_dir), "1000,1", images_per_cut=2, runs=3, every=8, out=str(out),
+        result = compare(str(run_dir), "20,20", images_per_cut=2, runs=3, every=8, out=str(out),
                          radio="wifi", checkpoints=str(checkpoints))
     except EmulationUnavailable as exc:
         pytest.skip(str(exc))
     assert json.loads((out / "compare.json").read_text()) == result
     assert (out / "compare.png").read_bytes().startswith(b"\x89PNG")
-    assert "| 1000/1000mbps-1ms |" in (out / "compare.md").read_text()
+    assert "| 20/20mbps-20ms |" in (out / "compare.md").read_text()
     assert result["device"]["slowdown"] == 1.0 and result["device_fraction"] is None
     [line] = result["links"].values()
     measured = line["measured"]
@@ -102,8 +102,8 @@ def test_compare_on_the_tiny_run(trained_run, tmp_path):
     best_ms = measured[line["best"]]["median_ms"]
     if line["complete"]:
         for cut, bound in line["bounds"].items():
-            if cut not in measured:
+            if cut not in measured and cut not in line["refused"]:
                 assert bound is not None and BOUND_MARGIN * bound >= best_ms, cut
-    assert measured["input"]["request_ms"] >= 1.0  # the RTT
+    assert measured["input"]["request_ms"] >= 20.0  # the RTT
     assert measured["output"]["request_ms"] == 0.0
     assert all(m["energy_mj"] > 0 for m in measured.values())

@@ -28,7 +28,9 @@ Per link (`zoo.split.experiment` for the emulation, `zoo.split.cli.make_plan` fo
    thread, as the profile timed them. The best cut is the one with the lowest median.
 5. **Check the bound**: every cut left out must have ``BOUND_MARGIN`` x its bound above the
    best measured median; any that does not is exported and everything is measured again
-   (up to `MAX_ROUNDS`), so the best cut found is the best of all candidates.
+   (up to `MAX_ROUNDS`), so the best cut found is the best of all candidates. A cut whose int8
+   pair fails the export gate (more than 0.5 pt mIoU lost) cannot be used: it is left out and
+   listed (``refused``).
 
 The figures: all-device, all-server, planned and best (measured medians), the planned cut's
 time as a share of the best's (the target is within 5 %), and the phone's energy, estimated
@@ -230,6 +232,7 @@ def compare(run: Any = None, links: Any = "wifi,lte,3g", device_fraction: float 
     result = {"run": str(run_dir), "device_fraction": device_fraction,
               "device": {"full_ms_unthrottled": unthrottled, "full_ms": slowed,
                          "slowdown": slowdown}, "links": {}}
+    refused: dict[str, str] = {}  # cuts whose int8 pair failed the export gate
     for link in parsed:
         started = time.time()
         plan = make_plan(str(run_dir), link=link, transfer="int8", device_slowdown=slowdown,
@@ -241,8 +244,15 @@ def compare(run: Any = None, links: Any = "wifi,lte,3g", device_fraction: float 
         rounds = []
         for n in range(1, MAX_ROUNDS + 1):
             for cut in cuts:
-                if cut not in folder:
-                    folder[cut] = _halves(run_dir, cut, halves_root, checkpoints)
+                if cut not in folder and cut not in refused:
+                    try:
+                        folder[cut] = _halves(run_dir, cut, halves_root, checkpoints)
+                    except ConfigError as exc:  # an int8 pair that fails the gate
+                        if "failed validation" not in str(exc):
+                            raise
+                        refused[cut] = str(exc)
+                        print(f"{cut}: left out, its pair failed validation ({exc})")
+            cuts = [cut for cut in cuts if cut not in refused]
             turns = len(cuts)
             emulated = run_emulated([folder[c] for c in cuts], link,
                                     images=turns * images_per_cut, cut="every",
@@ -251,7 +261,8 @@ def compare(run: Any = None, links: Any = "wifi,lte,3g", device_fraction: float 
             per_cut = measured_cuts(emulated, link, _result_bytes([folder[c] for c in cuts]),
                                     radio=radio)
             best = min(per_cut, key=lambda c: per_cut[c]["median_ms"])
-            more = left_out(plan, bound, set(cuts), per_cut[best]["median_ms"])
+            more = [c for c in left_out(plan, bound, set(cuts), per_cut[best]["median_ms"])
+                    if c not in refused]
             rounds.append({"cuts": cuts, "best": best, "added_after": more})
             if not more:
                 break
@@ -265,7 +276,8 @@ def compare(run: Any = None, links: Any = "wifi,lte,3g", device_fraction: float 
             "planned_over_best": per_cut[planned]["median_ms"] / per_cut[best]["median_ms"],
             "bounds": dict(zip([r["cut"] for r in plan["rows"]], bound, strict=True)),
             "predicted": {r["cut"]: r["total_ms"] for r in plan["rows"]},
-            "rounds": rounds, "complete": not more, "seconds": time.time() - started}
+            "rounds": rounds, "complete": not more, "seconds": time.time() - started,
+            "refused": dict(refused)}
         line = result["links"][link.name]
         print(f"{link.name}: planned {planned} {per_cut[planned]['median_ms']:.1f} ms, best "
               f"{best} {per_cut[best]['median_ms']:.1f} ms ({line['planned_over_best']:.3f}); "

@@ -21,10 +21,11 @@ the other workers write their checkpoints and logs into a temporary folder that 
 the end (as TensorFlow's multi-worker guide does: a non-chief may need to save, as saving can
 take part in collectives, but its files are thrown away).
 
-**Peers** (`PeerWatch`): creating the strategy blocks until every worker has joined. A worker
-whose peers never come would wait for TensorFlow's own registration timeout (an hour); instead
-`make_strategy` gives up after ``peer_timeout_s`` with one line naming the addresses that did
-not answer, and exits with status 2.
+**Peers**: the cluster forms at the first collective, which waits for every worker. TensorFlow's
+own registration timeout is an hour; `make_strategy` configures its coordination service with
+``peer_timeout_s`` instead (``ZOO_PEER_TIMEOUT_S``, default `PEER_TIMEOUT_S`) and turns the
+failure into one line naming the addresses that did not answer. A peer that dies later is
+found by the service's heartbeat (`HEARTBEAT_TIMEOUT_S`) and the others fail.
 
 **One run folder** (`share_path`): the chief makes the folder (its name has the chief's
 timestamp) and the others learn its path through a collective (a sum in which only the chief's
@@ -38,7 +39,6 @@ import json
 import os
 import socket
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +49,7 @@ from zoo.errors import ConfigError
 PEER_TIMEOUT_S = 120.0  # seconds a worker waits for its peers to join before it gives up
 COLLECTIVE_TIMEOUT_S = 300.0  # a collective op (a training step's all-reduce) that takes longer
 # than this fails instead of hanging: a peer was lost mid-run
+HEARTBEAT_TIMEOUT_S = 30.0  # a peer silent this long is dead: the others fail
 PATH_BYTES = 1024  # the longest run folder path `share_path` carries
 _STRATEGIES: dict[str, object] = {}
 
@@ -95,32 +96,17 @@ def is_chief() -> bool:
     return role is None or role.chief
 
 
-class PeerWatch:
-    """While the strategy is being made, wait at most `timeout_s`; then print which peers do
-    not accept connections and exit with status 2 (see the module docstring)."""
+def _exit_now(message: str) -> None:
+    """``error: <message>`` as the last line on stderr, exit status 2, at once: TensorFlow's
+    coordination agent, in error, would otherwise log its shutdown after it. Written to the
+    process's own stderr (zoo.cli may filter file descriptor 2 through a thread that os._exit
+    does not wait for)."""
+    from zoo.cli import quiet_start
 
-    def __init__(self, role: Role, timeout_s: float) -> None:
-        self.role, self.timeout_s = role, timeout_s
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self._watch, name="zoo-peer-watch", daemon=True)
-
-    def __enter__(self) -> PeerWatch:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.done.set()
-
-    def _watch(self) -> None:
-        if self.done.wait(self.timeout_s):
-            return
-        silent = [a for a in self.role.peers if not _accepts(a)]
-        who = (f"no answer from {', '.join(silent)}" if silent else
-               f"its peers ({', '.join(self.role.peers)}) accept connections but did not join")
-        print(f"error: {self.role.task} {self.role.index} ({self.role.address}) could not "
-              f"form the cluster within {self.timeout_s:g} s: {who}", file=sys.stderr,
-              flush=True)
-        os._exit(2)
+    sys.stdout.flush()
+    stderr = getattr(getattr(quiet_start, "filter", None), "original", 2)
+    os.write(stderr, f"error: {message}\n".encode())
+    os._exit(2)
 
 
 def _accepts(address: str) -> bool:
@@ -132,10 +118,11 @@ def _accepts(address: str) -> bool:
         return False
 
 
-def make_strategy(name: str, peer_timeout_s: float = PEER_TIMEOUT_S):
+def make_strategy(name: str, peer_timeout_s: float | None = None):
     """The process's `tf.distribute` strategy by name, made once (see the module docstring):
     ``default``; ``mirrored`` (every GPU, or two logical CPU devices on a CPU-only machine);
-    ``multiworker`` (MultiWorkerMirroredStrategy over TF_CONFIG's cluster)."""
+    ``multiworker`` (MultiWorkerMirroredStrategy over TF_CONFIG's cluster; its peers must
+    join within `peer_timeout_s`, default ``ZOO_PEER_TIMEOUT_S`` or `PEER_TIMEOUT_S`)."""
     if name not in STRATEGIES:
         raise ConfigError(f"strategy must be one of {', '.join(STRATEGIES)}, got {name!r}")
     if name in _STRATEGIES:
@@ -156,12 +143,25 @@ def make_strategy(name: str, peer_timeout_s: float = PEER_TIMEOUT_S):
         if other := next((n for n in _STRATEGIES if n != "default"), None):
             raise ConfigError(f"--strategy multiworker: this process already made the {other} "
                               "strategy")
+        if peer_timeout_s is None:
+            from zoo import checks
+
+            peer_timeout_s = checks.number("ZOO_PEER_TIMEOUT_S", os.environ.get(
+                "ZOO_PEER_TIMEOUT_S", PEER_TIMEOUT_S), low=0, low_open=True)
         options = tf.distribute.experimental.CommunicationOptions(
             timeout_seconds=COLLECTIVE_TIMEOUT_S)
+        _coordination_service(tf, peer_timeout_s)
         try:
-            with PeerWatch(role, peer_timeout_s):
-                strategy = tf.distribute.MultiWorkerMirroredStrategy(
-                    communication_options=options)
+            strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+            # The cluster forms at the first collective, not when the strategy is made.
+            strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.constant(1)),
+                            axis=None)
+        except tf.errors.OpError as exc:
+            silent = [a for a in role.peers if not _accepts(a)]
+            who = (f"no answer from {', '.join(silent)}" if silent else
+                   f"its peers ({', '.join(role.peers)}) did not all join")
+            _exit_now(f"{role.task} {role.index} ({role.address}) could not form the cluster "
+                      f"within {peer_timeout_s:g} s: {who} ({type(exc).__name__})")
         except RuntimeError as exc:
             if "program startup" in str(exc):
                 raise RuntimeError(
@@ -172,11 +172,29 @@ def make_strategy(name: str, peer_timeout_s: float = PEER_TIMEOUT_S):
     return strategy
 
 
+def _coordination_service(tf, register_timeout_s: float) -> None:
+    """TensorFlow's coordination service as MultiWorkerMirroredStrategy configures it (it
+    leaves one already configured alone), with two timeouts of ours: the cluster must form
+    within `register_timeout_s` (TensorFlow's default waits an hour) and a peer that stops
+    answering is declared dead after `HEARTBEAT_TIMEOUT_S`. The API is TensorFlow's internal
+    one (tensorflow.python.eager.context), as the strategy itself calls it."""
+    from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
+    from tensorflow.python.distribute import multi_worker_util
+    from tensorflow.python.eager import context
+
+    spec = tf.distribute.cluster_resolver.TFConfigClusterResolver().cluster_spec()
+    jobs = [coordination_config_pb2.CoordinatedJob(name=job, num_tasks=spec.num_tasks(job))
+            for job in ("chief", "worker") if job in spec.jobs]
+    context.context().configure_coordination_service(
+        service_type="standalone", service_leader=multi_worker_util.coordination_leader(spec),
+        coordinated_jobs=jobs, cluster_register_timeout_in_ms=int(register_timeout_s * 1000),
+        heartbeat_timeout_in_ms=int(HEARTBEAT_TIMEOUT_S * 1000))
+
+
 def _mirrored_devices(tf) -> list[str]:
     """Every GPU; else two logical CPU devices, declared now (before TensorFlow starts)."""
-    gpus = tf.config.list_logical_devices("GPU")
-    if gpus:
-        return [d.name for d in gpus]
+    if tf.config.list_physical_devices("GPU"):  # physical: listing logical ones starts TF
+        return [d.name for d in tf.config.list_logical_devices("GPU")]
     cpu = tf.config.list_physical_devices("CPU")[0]
     with contextlib.suppress(RuntimeError):  # already started: use what there is, if >= 2
         tf.config.set_logical_device_configuration(
@@ -191,7 +209,7 @@ def _mirrored_devices(tf) -> list[str]:
 
 def _cross_device_ops(tf):
     """NCCL between GPUs (MirroredStrategy's default); on CPUs a reduction on one device."""
-    if tf.config.list_logical_devices("GPU"):
+    if tf.config.list_physical_devices("GPU"):
         return None
     return tf.distribute.ReductionToOneDevice()
 

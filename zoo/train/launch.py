@@ -106,8 +106,8 @@ def launch(workers: int, train_args: list[str], threads: int | None = 1,
                                 daemon=True)
         pump.start()
         pumps.append(pump)
-    print(f"launched {workers} workers on {', '.join(addresses)} (worker 0 is the chief)",
-          file=out, flush=True)
+    print(f"launched {workers} workers on {', '.join(addresses)} (worker 0 is the chief; "
+          f"pids {', '.join(str(p.pid) for p in processes)})", file=out, flush=True)
     failed_at = None
     try:
         while any(p.poll() is None for p in processes):

@@ -227,6 +227,9 @@ def _fit(cfg: RunConfig, spec, scans, class_weights, run_dir: Path, resume_from:
         steps = cfg.train.steps_per_epoch or max(1, n_train // batch)
         initial_epoch = int(resume_from["epoch"]) if resume_from else 0
         replicas = strategy.num_replicas_in_sync
+        if cfg.train.strategy != "default" and chief:
+            print(f"strategy {cfg.train.strategy}: {replicas} replicas, global batch {batch}",
+                  flush=True)
         if batch % replicas:
             raise ConfigError(f"--batch-size {batch} must be a multiple of the {replicas} "
                               "replicas: the global batch is split between them")
