@@ -74,7 +74,12 @@ class SegmentationLoss(keras.losses.Loss):
             sums = tf.reduce_sum(probs, 0) + tf.reduce_sum(onehot, 0)
             dice = (2.0 * inter + 1.0) / (sums + 1.0)
             total += self.terms["dice"] * (1.0 - tf.reduce_mean(dice))
-        return total
+        # Under a strategy with n replicas, each replica's loss is 1/n of its mean, so that the
+        # summed gradients are the global batch's mean gradient and the reported loss (which
+        # Keras multiplies back by n) is the mean. Keras does this for the losses it reduces,
+        # but leaves a scalar like this one alone (keras.src.losses.loss.reduce_values).
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        return total / replicas if replicas > 1 else total
 
     def get_config(self):
         return {**super().get_config(), "terms": self.terms, "num_classes": self.num_classes,
