@@ -23,7 +23,8 @@ SHARED_UNITS = {
                   "export/test_edgetpu.py"),
     "bench": ("bench/test_bench.py", "bench/test_targets.py"),
 }
-LONGEST_FIRST = ("export/test_coreml.py", "compress/test_cluster.py", "compress/test_prune.py",
+LONGEST_FIRST = ("train/test_distributed.py", "export/test_coreml.py",
+                 "compress/test_cluster.py", "compress/test_prune.py",
                  "contracts", "export/test_int8_graph.py", "compress/test_ternary.py",
                  "compress/test_lowrank.py", "export/test_coreml_compress.py",
                  "export/test_exporter.py", "export/test_outputs.py", "compress/test_qat.py",
@@ -31,7 +32,8 @@ LONGEST_FIRST = ("export/test_coreml.py", "compress/test_cluster.py", "compress/
                  "heads/test_heads.py", "backbones/test_backbones.py",
                  "export/test_int8_calibration.py", "export/test_tflite_graph.py",
                  "split/test_halves.py", "split/test_plan.py", "split/test_compare.py",
-                 "split/test_client.py", "split/test_experiment.py")
+                 "split/test_client.py", "split/test_experiment.py",
+                 "train/test_workarounds.py")
 UNIT_OF = {name: unit for unit, names in SHARED_UNITS.items() for name in names}
 
 

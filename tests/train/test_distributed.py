@@ -106,7 +106,7 @@ def test_a_chief_killed_mid_epoch_and_the_run_resumed(tiny_data, tmp_path):
     checkpoints = tmp_path / "ck"
     launcher = subprocess.Popen(
         [sys.executable, "-m", "zoo.train.launch", "--workers", "2", "--grace", "10", "--",
-         *TINY, "--data", str(tiny_data), "--epochs", "3", "--steps-per-epoch", "40",
+         *TINY, "--data", str(tiny_data), "--epochs", "3", "--steps-per-epoch", "16",
          "--checkpoints", str(checkpoints)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
     lines = []
@@ -161,7 +161,7 @@ def test_a_worker_whose_peers_never_join_fails_in_time(tiny_data, tmp_path):
 def train_log(tmp_path, tiny_data, strategy):
     checkpoints = tmp_path / strategy
     result = subprocess.run([sys.executable, "train.py", *TINY, "--data", str(tiny_data),
-                             "--epochs", "3", "--strategy", strategy, "--checkpoints",
+                             "--epochs", "2", "--strategy", strategy, "--checkpoints",
                              str(checkpoints)], capture_output=True, text=True, timeout=600,
                             cwd=REPO, env={**os.environ, "TF_NUM_INTRAOP_THREADS": "1"})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]

@@ -109,6 +109,12 @@ def launch(workers: int, train_args: list[str], threads: int | None = 1,
     print(f"launched {workers} workers on {', '.join(addresses)} (worker 0 is the chief; "
           f"pids {', '.join(str(p.pid) for p in processes)})", file=out, flush=True)
     failed_at = None
+
+    def stop_all(signum, frame):  # the launcher stopped: its workers with it
+        raise KeyboardInterrupt
+
+    previous = ({sig: signal.signal(sig, stop_all) for sig in (signal.SIGTERM, signal.SIGHUP)}
+                if threading.current_thread() is threading.main_thread() else {})
     try:
         while any(p.poll() is None for p in processes):
             if failed_at is None and any(p.returncode for p in processes):
@@ -124,6 +130,9 @@ def launch(workers: int, train_args: list[str], threads: int | None = 1,
         for p in processes:
             _stop(p)
         raise
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     for pump in pumps:
         pump.join(timeout=5)
     codes = [p.returncode for p in processes]
