@@ -169,20 +169,13 @@ def _halves(run_dir: Path, cut: str, root: Path, checkpoints: str) -> str:
                          checkpoints_dir=checkpoints)["folder"]
 
 
-def _median(values: list[float]) -> float | None:
-    values = sorted(values)
-    if not values:
-        return None
-    mid = len(values) // 2
-    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
-
-
 def measured_cuts(result: dict, link, down_bytes: dict[str, int],
                   radio: str | None = None) -> dict[str, dict]:
     """Per cut of an emulation (experiment.json's content): images, median and p90 ms, the
     medians of device and request time, and the phone's estimated energy from them
     (`down_bytes`: each cut's answer; `radio`: the power model, default the link's name)."""
     from zoo.split.energy import phone_energy
+    from zoo.split.experiment import median
     from zoo.split.link import transfer_ms
 
     out = {}
@@ -191,14 +184,14 @@ def measured_cuts(result: dict, link, down_bytes: dict[str, int],
         if not rows:
             continue
         totals = sorted(r["total_ms"] for r in rows)
-        device = _median([r["device_ms"] for r in rows])
-        request = _median([r["request_ms"] for r in rows])
+        device = median([r["device_ms"] for r in rows])
+        request = median([r["request_ms"] for r in rows])
         up = rows[0]["up_bytes"]
         down = down_bytes.get(cut, 0) if request else 0
         wire = transfer_ms(link, up, "up") + transfer_ms(link, down, "down") if request else 0
         energy = phone_energy(link, device, up, down, max(0.0, request - wire), radio=radio)
         out[ALL_DEVICE if cut == "all-device" else cut] = {
-            "images": len(rows), "median_ms": _median(totals),
+            "images": len(rows), "median_ms": median(totals),
             "p90_ms": totals[min(len(totals) - 1, int(0.9 * len(totals)))],
             "device_ms": device, "request_ms": request, "up_bytes": up,
             "energy_mj": energy.total_mj, "energy": energy.as_dict()}

@@ -450,7 +450,8 @@ def _image_times(records: list[dict], written: float) -> tuple[list[float], str]
                           "image and every later one (the records carry no time)")
 
 
-def _median(values: list[float]) -> float | None:
+def median(values: list[float]) -> float | None:
+    """The median of `values`; None for none."""
     values = sorted(values)
     if not values:
         return None
@@ -502,10 +503,10 @@ def _result(facts: dict, link: Link, ns: ShapedNamespace, *, sizes: dict[str, tu
         rows = [row for row in timeline if row["cut"] == cut]
         remote = [row for row in rows if row["request_ms"] > 0]
         per_cut[cut] = {
-            "images": len(rows), "median_ms": _median([row["total_ms"] for row in rows]),
-            "median_request_ms": _median([row["request_ms"] for row in remote]),
+            "images": len(rows), "median_ms": median([row["total_ms"] for row in rows]),
+            "median_request_ms": median([row["request_ms"] for row in remote]),
             "min_request_ms": min((row["request_ms"] for row in remote), default=None),
-            "median_model_request_ms": _median([row["model_request_ms"] for row in remote
+            "median_model_request_ms": median([row["model_request_ms"] for row in remote
                                                 if "model_request_ms" in row])}
     warm = run.get("warm_up", {})
     full_ms, server_full = warm.get("full_ms"), (warm.get("server_ms") or {}).get(ALL_SERVER)
