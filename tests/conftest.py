@@ -23,7 +23,7 @@ SHARED_UNITS = {
                   "export/test_edgetpu.py"),
     "bench": ("bench/test_bench.py", "bench/test_targets.py"),
 }
-LONGEST_FIRST = ("train/test_distributed.py", "export/test_coreml.py",
+LONGEST_FIRST = ("train/test_distributed.py", "bench/test_study.py", "export/test_coreml.py",
                  "compress/test_cluster.py", "compress/test_prune.py",
                  "contracts", "export/test_int8_graph.py", "compress/test_ternary.py",
                  "compress/test_lowrank.py", "export/test_coreml_compress.py",

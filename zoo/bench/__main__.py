@@ -1,5 +1,5 @@
-"""`python -m zoo.bench grid | targets | split | ops | compression`: speed figures of the zoo on
-this machine.
+"""`python -m zoo.bench grid | targets | split | ops | compression | study`: speed figures of
+the zoo on this machine.
 
 Examples::
 
@@ -9,6 +9,7 @@ Examples::
     python -m zoo.bench split --archs mobileunet --alphas 0.5 --sizes 224 --threads 2
     python -m zoo.bench ops --arch mobileunet --alpha 0.5 --size 224 --threads 1
     python -m zoo.bench compression --run checkpoints/mobileunet-... --threads 1
+    python -m zoo.bench study --data camvid --arch mobileunet --epochs 8   # train, export, time
 
 Outputs go under ``--out`` (default ``bench_out/``). `python -m zoo.bench.pipeline` is the
 separate input-pipeline benchmark. Every argument is checked before anything is built or
@@ -42,12 +43,14 @@ def main() -> None:
     from zoo.bench.grid import grid
     from zoo.bench.ops import ops
     from zoo.bench.split import split
+    from zoo.bench.study import study
     from zoo.bench.targets import targets
 
     run({"grid": _quiet(grid, ("measured", "skipped", "peaks", "csv", "markdown", "plots",
                                "targets")),
          "targets": _quiet(targets, ("targets",)), "split": _quiet(split), "ops": _quiet(ops),
-         "compression": _quiet(compression, ("markdown",))},
+         "compression": _quiet(compression, ("markdown",)),
+         "study": _quiet(study, ("summary", "plots"))},
         name="python -m zoo.bench")
 
 

@@ -158,42 +158,66 @@ def _pyplot():
 def heatmaps(ok: list[dict], out_dir: Path) -> list[Path]:
     """One PNG per (runtime, threads): median ms over alpha (rows) x size (columns), with one
     panel per arch."""
-    plt = _pyplot()
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for r in ok:
         groups[(r["runtime"], r["threads"])].append(r)
     paths = []
     for (runtime, threads), rows in sorted(groups.items()):
-        archs = sorted({model_name(r) for r in rows})
-        fig, axes = plt.subplots(1, len(archs), figsize=(4.5 * len(archs), 3.8), squeeze=False)
-        for ax, arch in zip(axes[0], archs, strict=True):
-            mine = [r for r in rows if model_name(r) == arch]
-            alphas = sorted({float(r["alpha"]) for r in mine}, reverse=True)
-            sizes = sorted({int(r["size"]) for r in mine}, reverse=True)
-            grid = [[math.nan] * len(sizes) for _ in alphas]
-            for r in mine:
-                grid[alphas.index(float(r["alpha"]))][sizes.index(int(r["size"]))] = number(
-                    r, "median_ms")
-            image = ax.imshow(grid, cmap="viridis_r")
-            for i, row in enumerate(grid):
-                for j, value in enumerate(row):
-                    if not math.isnan(value):
-                        text = f"{value:.2f}" if value < 10 else f"{value:.1f}"
-                        ax.text(j, i, text, ha="center", va="center", color="white",
-                                fontsize=8)
-            ax.set_xticks(range(len(sizes)), [str(s) for s in sizes])
-            ax.set_yticks(range(len(alphas)), [f"{a:g}" for a in alphas])
-            ax.set_xlabel("input size (px)")
-            ax.set_ylabel("alpha")
-            ax.set_title(f"{arch}")
-            fig.colorbar(image, ax=ax, label="median ms")
-        fig.suptitle(f"{runtime}, {threads} thread(s): median latency")
-        fig.tight_layout()
+        panels: dict[str, list[dict]] = defaultdict(list)
+        for r in rows:
+            panels[model_name(r)].append(r)
         path = out_dir / f"heatmap_{runtime}_t{threads}.png"
-        save_figure_atomic(fig, path, dpi=110)
-        plt.close(fig)
+        heatmap(dict(sorted(panels.items())), path, value="median_ms", label="median ms",
+                title=f"{runtime}, {threads} thread(s): median latency")
         paths.append(path)
     return paths
+
+
+def heatmap(panels: dict[str, list[dict]], path: Path, *, value: str, label: str, title: str,
+            scale: float = 1.0, higher_is_better: bool = False) -> Path:
+    """One heatmap panel per entry of `panels` (title -> rows with alpha, size and `value`):
+    alpha as rows, input size as columns, each cell's value x `scale` written in it."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.8), squeeze=False)
+    for ax, (name, mine) in zip(axes[0], panels.items(), strict=True):
+        alphas = sorted({float(r["alpha"]) for r in mine}, reverse=True)
+        sizes = sorted({int(r["size"]) for r in mine}, reverse=True)
+        grid = [[math.nan] * len(sizes) for _ in alphas]
+        for r in mine:
+            grid[alphas.index(float(r["alpha"]))][sizes.index(int(r["size"]))] = (
+                number(r, value) * scale)
+        image = ax.imshow(grid, cmap="viridis" if higher_is_better else "viridis_r")
+        for i, row in enumerate(grid):
+            for j, v in enumerate(row):
+                if not math.isnan(v):
+                    text = f"{v:.2f}" if v < 10 else f"{v:.1f}"
+                    bright = image.norm(v) > 0.6 if higher_is_better else image.norm(v) < 0.4
+                    ax.text(j, i, text, ha="center", va="center", fontsize=8,
+                            color="black" if bright else "white")
+        ax.set_xticks(range(len(sizes)), [str(s) for s in sizes])
+        ax.set_yticks(range(len(alphas)), [f"{a:g}" for a in alphas])
+        ax.set_xlabel("input size (px)")
+        ax.set_ylabel("alpha")
+        ax.set_title(name)
+        fig.colorbar(image, ax=ax, label=label)
+    fig.suptitle(title)
+    fig.tight_layout()
+    save_figure_atomic(fig, path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the points (latency, accuracy) no other point beats: none is at least as
+    fast and at least as accurate while strictly better in one. Fastest first; of equal
+    points, the first."""
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1], i))
+    front, best = [], -math.inf
+    for i in order:
+        if points[i][1] > best:
+            front.append(i)
+            best = points[i][1]
+    return front
 
 
 def pareto(ok: list[dict], ious: dict, out_dir: Path) -> Path:
@@ -213,11 +237,7 @@ def pareto(ok: list[dict], ious: dict, out_dir: Path) -> Path:
         pts.sort()
         ax.scatter([p[0] for p in pts], [p[1] for p in pts], label=f"{runtime} t{threads}", s=18)
         if use_iou:
-            front, best = [], -math.inf
-            for p in pts:
-                if p[1] > best:
-                    front.append(p)
-                    best = p[1]
+            front = [pts[i] for i in pareto_front([(p[0], p[1]) for p in pts])]
             ax.plot([p[0] for p in front], [p[1] for p in front], alpha=0.6)
         for x, y, label in pts if len(pts) <= 16 else []:
             ax.annotate(label, (x, y), fontsize=6, alpha=0.7)

@@ -106,10 +106,11 @@ def _compile(model: keras.Model, cfg: RunConfig, spec, class_weights, steps: int
     model.optimizer.build(model.trainable_variables)
 
 
-def train(cfg: RunConfig, checkpoints_dir: Path = CHECKPOINTS_DIR, verbose: int | None = None
-          ) -> Path:
+def train(cfg: RunConfig, checkpoints_dir: Path = CHECKPOINTS_DIR, verbose: int | None = None,
+          callbacks: list | None = None) -> Path:
     """Train a new run from `cfg`; returns its run folder. Every value is checked
-    (`check_config`) before anything is read or written; errors name the config key."""
+    (`check_config`) before anything is read or written; errors name the config key.
+    `callbacks` are Keras callbacks added to the run's own (e.g. a study's progress line)."""
     cfg = check_config(cfg)
     strategy = make_strategy(cfg.train.strategy)  # before TensorFlow runs anything
     checkpoints_dir = folder("checkpoints_dir", checkpoints_dir)
@@ -129,7 +130,8 @@ def train(cfg: RunConfig, checkpoints_dir: Path = CHECKPOINTS_DIR, verbose: int 
     cfg = replace(cfg, run_id=run_dir.name)
     if is_chief():
         save_config(cfg, run_dir / "config.yaml")
-    return _fit(cfg, spec, scans, class_weights, run_dir, resume_from=None, verbose=verbose)
+    return _fit(cfg, spec, scans, class_weights, run_dir, resume_from=None, verbose=verbose,
+                callbacks=callbacks)
 
 
 def finetune(cfg: RunConfig, model: keras.Model, checkpoints_dir: Path = CHECKPOINTS_DIR,
@@ -156,7 +158,8 @@ def finetune(cfg: RunConfig, model: keras.Model, checkpoints_dir: Path = CHECKPO
 
 
 def resume(run: str | Path, checkpoints_dir: Path = CHECKPOINTS_DIR,
-           requested: dict[str, Any] | None = None, verbose: int | None = None) -> Path:
+           requested: dict[str, Any] | None = None, verbose: int | None = None,
+           callbacks: list | None = None) -> Path:
     """Continue a run after its last completed epoch. `requested` holds the dotted config keys
     a user asked for explicitly; any that differ from the run's config are an error."""
     run_dir = resolve_run(run, checkpoints_dir)
@@ -177,7 +180,8 @@ def resume(run: str | Path, checkpoints_dir: Path = CHECKPOINTS_DIR,
     scans = _scan(cfg, spec)
     class_weights = _class_weights(cfg, scans[0].class_pixels)
     return _fit(cfg, spec, scans, class_weights, run_dir,
-                resume_from=json.loads(state_path.read_text()), verbose=verbose)
+                resume_from=json.loads(state_path.read_text()), verbose=verbose,
+                callbacks=callbacks)
 
 
 def _apply(cfg: RunConfig, flat: dict[str, Any]) -> RunConfig:
@@ -204,7 +208,7 @@ def _build(cfg: RunConfig) -> keras.Model:
 
 
 def _fit(cfg: RunConfig, spec, scans, class_weights, run_dir: Path, resume_from: dict | None,
-         verbose: int | None) -> Path:
+         verbose: int | None, callbacks: list | None = None) -> Path:
     from zoo.compress.keep import first_final_epoch, keep_constraints
 
     t0 = time.time()
@@ -275,6 +279,7 @@ def _fit(cfg: RunConfig, spec, scans, class_weights, run_dir: Path, resume_from:
             keras.callbacks.CSVLogger(str(out_dir / "log.csv"), append=True),
             checkpoint,
             keras.callbacks.TensorBoard(str(out_dir / "tensorboard"), write_graph=False),
+            *(callbacks or []),  # after the checkpoint: they see each epoch as saved
         ]
         if cfg.train.early_stopping:
             callbacks.append(keras.callbacks.EarlyStopping(
