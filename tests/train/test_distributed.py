@@ -97,46 +97,62 @@ def tempfile_root():
     return tempfile.gettempdir()
 
 
-def test_a_chief_killed_mid_epoch_and_the_run_resumed(tiny_data, tmp_path):
-    """kill -9 of the chief in its second epoch: the other worker fails (the launcher stops it
-    after --grace at the latest); relaunched with --resume, the run ends with every epoch in
-    log.csv exactly once, as an uninterrupted run would."""
+def kill_in_epoch(checkpoints, args, *, victim: int, after: int) -> tuple[Path, str]:
+    """Launch two workers with `args`; once the run folder records `after` completed epochs,
+    kill -9 worker `victim` 2 s into the next one. Returns (run folder, launcher output), the
+    launcher having exited."""
     import threading
 
-    checkpoints = tmp_path / "ck"
     launcher = subprocess.Popen(
         [sys.executable, "-m", "zoo.train.launch", "--workers", "2", "--grace", "10", "--",
-         *TINY, "--data", str(tiny_data), "--epochs", "3", "--steps-per-epoch", "16",
-         "--checkpoints", str(checkpoints)],
+         *args, "--checkpoints", str(checkpoints)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
     lines = []
     reader = threading.Thread(target=lambda: lines.extend(launcher.stdout), daemon=True)
     reader.start()
     deadline = time.monotonic() + 600
     run_dir = None
-    while time.monotonic() < deadline:  # the first epoch is logged and checkpointed
+    while time.monotonic() < deadline:
         runs = runs_in(checkpoints) if checkpoints.is_dir() else []
-        if runs and (runs[0] / "state.json").is_file():
+        state = runs[0] / "state.json" if runs else None
+        if state and state.is_file() and json.loads(state.read_text())["epoch"] >= after:
             [run_dir] = runs
             break
         assert launcher.poll() is None, "".join(lines)[-3000:]
         time.sleep(0.5)
     assert run_dir is not None, "".join(lines)[-3000:]
     [pids] = [re.search(r"pids (\d+), (\d+)", line) for line in lines if "launched" in line]
-    time.sleep(2)  # into the second epoch
-    os.kill(int(pids[1]), signal.SIGKILL)
+    time.sleep(2)  # into the next epoch
+    os.kill(int(pids[1 + victim]), signal.SIGKILL)
     launcher.wait(timeout=300)
     reader.join(timeout=10)
     output = "".join(lines)
     assert launcher.returncode != 0
-    assert re.search(r"worker 0 exited -9, worker 1 exited -?\d+", output), output[-3000:]
-    done = json.loads((run_dir / "state.json").read_text())["epoch"]
-    assert 1 <= done < 3
+    exits = ["-?\\d+", "-?\\d+"]
+    exits[victim] = "-9"
+    assert re.search(f"worker 0 exited {exits[0]}, worker 1 exited {exits[1]}", output), (
+        output[-3000:])
+    return run_dir, output
+
+
+def test_workers_killed_mid_epoch_and_the_run_resumed(tiny_data, tmp_path):
+    """kill -9 of the other worker in the second epoch, then (resumed) of the chief in a later
+    one: each time the survivor fails (the launcher stops it after --grace at the latest);
+    relaunched with --resume, the run ends with every epoch in log.csv exactly once, as an
+    uninterrupted run would."""
+    checkpoints = tmp_path / "ck"
+    run_dir, _ = kill_in_epoch(checkpoints, [*TINY, "--data", str(tiny_data), "--epochs", "4",
+                                             "--steps-per-epoch", "16"], victim=1, after=1)
+    first = json.loads((run_dir / "state.json").read_text())["epoch"]
+    assert 1 <= first < 4
+    kill_in_epoch(checkpoints, ["--resume", str(run_dir)], victim=0, after=first + 1)
+    second = json.loads((run_dir / "state.json").read_text())["epoch"]
+    assert first < second < 4
     result = launch(tmp_path, "--resume", str(run_dir), "--checkpoints", checkpoints)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert runs_in(checkpoints) == [run_dir]
-    assert log_epochs(run_dir) == [0, 1, 2]
-    assert json.loads((run_dir / "metrics.json").read_text())["epochs"] == 3
+    assert log_epochs(run_dir) == [0, 1, 2, 3]
+    assert json.loads((run_dir / "metrics.json").read_text())["epochs"] == 4
     digests = {int(w): (t, a) for w, t, a in DIGEST.findall(result.stdout)}
     assert len(digests) == 2 and digests[0] == digests[1]
 
