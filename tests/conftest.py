@@ -15,25 +15,27 @@ from PIL import Image  # noqa: E402
 # `make test` runs the suite on two pytest-xdist workers (`-n 2`); each worker is a session of
 # its own. A test file is one unit of work, run whole by one worker, so its module-scoped
 # conversions happen once; the files of a shared unit below share session-scoped fixtures (the
-# format contracts of tests/export/conftest.py, the grid of tests/bench/conftest.py) and are one
+# format contracts of tests/export/conftest.py, the grid of tests/bench/conftest.py, the pruned
+# chain of tests/compress/conftest.py, the split pairs of tests/split/conftest.py) and are one
 # unit; the longest units are handed out first, so that neither worker is left with one of them
 # at the end. Only the schedule: every test runs.
 SHARED_UNITS = {
     "contracts": ("export/test_tflite.py", "export/test_tflite_metadata.py",
                   "export/test_edgetpu.py"),
     "bench": ("bench/test_bench.py", "bench/test_targets.py"),
+    "pruned": ("compress/test_cluster.py", "compress/test_prune.py"),
+    "split-pairs": ("split/test_halves.py", "split/test_client.py", "split/test_experiment.py"),
 }
 LONGEST_FIRST = ("train/test_distributed.py", "bench/test_study.py", "export/test_coreml.py",
-                 "compress/test_cluster.py", "compress/test_prune.py",
+                 "pruned",
                  "contracts", "export/test_int8_graph.py", "compress/test_ternary.py",
                  "compress/test_lowrank.py", "export/test_coreml_compress.py",
-                 "export/test_exporter.py", "export/test_outputs.py", "compress/test_qat.py",
+                 "export/test_exporter.py", "export/test_outputs.py", "split-pairs",
+                 "split/test_compare.py", "compress/test_qat.py",
                  "export/test_int8_report.py", "train/test_loop.py", "bench", "test_weights.py",
                  "heads/test_heads.py", "backbones/test_backbones.py",
                  "export/test_int8_calibration.py", "export/test_tflite_graph.py",
-                 "split/test_halves.py", "split/test_plan.py", "split/test_compare.py",
-                 "split/test_client.py", "split/test_experiment.py",
-                 "train/test_workarounds.py")
+                 "split/test_plan.py", "train/test_workarounds.py")
 UNIT_OF = {name: unit for unit, names in SHARED_UNITS.items() for name in names}
 
 

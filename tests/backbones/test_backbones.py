@@ -17,9 +17,9 @@ VARIANTS = [(name, {}) for name in BACKBONES.list()] + [
 ]
 
 
-@pytest.mark.parametrize("size", [(96, 96), (96, 128)])
 @pytest.mark.parametrize(("name", "options"), VARIANTS)
-def test_taps_have_declared_strides_and_channels(name, options, size):
+def test_taps_have_declared_strides_and_channels(name, options):
+    size = (96, 128)  # not square: a height and width swapped anywhere changes the shape
     spec = BACKBONES.get(name)
     alpha = small_alpha(name)
     backbone = build_backbone(name, size, alpha, **options)

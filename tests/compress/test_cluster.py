@@ -16,6 +16,7 @@ from zoo.errors import ConfigError
 from zoo.export.exporter import export, load_checkpoint
 
 K = 8
+SPARSITY = 0.6  # the chain of tests/compress/conftest.py: prune:0.6,cluster:8
 
 
 def test_kmeans_starts_linear_and_converges_to_the_cluster_means():
@@ -59,27 +60,24 @@ def test_a_training_step_keeps_the_clusters():
 
 
 @pytest.fixture(scope="module")
-def chain(trained_run, tmp_path_factory):
-    """(parent, pruned stage, clustered stage) of ``prune:0.5,cluster:8``."""
-    _, parent = trained_run
-    checkpoints = tmp_path_factory.mktemp("cluster") / "checkpoints"
-    last = compress(parent, f"prune:0.5,cluster:{K}", epochs=1, checkpoints_dir=checkpoints,
-                    verbose=0)
-    middle = checkpoints / load_config(last / "config.yaml").compress.parent
-    return parent, middle, last
+def chain(pruned_chain):
+    """(parent, pruned stage, clustered stage) of ``prune:0.6,cluster:8``, made by one
+    `compress` call (the session's chain, shared with test_prune: tests/compress/conftest.py)."""
+    return pruned_chain
 
 
 def test_the_chain_is_one_run_per_stage_with_its_provenance(chain):
     parent, middle, last = chain
     first, second = load_config(middle / "config.yaml"), load_config(last / "config.yaml")
-    assert first.compress.parent == parent.name and first.compress.methods == ["prune:0.5"]
-    assert second.compress.methods == ["prune:0.5", f"cluster:{K}"]
+    assert first.compress.parent == parent.name
+    assert first.compress.methods == [f"prune:{SPARSITY}"]
+    assert second.compress.methods == [f"prune:{SPARSITY}", f"cluster:{K}"]
     # Each stage scales the first parent's learning rate by its own method's factor.
     base = load_config(parent / "config.yaml").train.lr
     assert first.train.lr == pytest.approx(base * METHODS.get("prune").lr_scale)
     assert second.train.lr == pytest.approx(base * METHODS.get("cluster").lr_scale)
     history = json.loads((last / "compress.json").read_text())
-    assert [h["method"] for h in history] == ["prune:0.5", f"cluster:{K}"]
+    assert [h["method"] for h in history] == [f"prune:{SPARSITY}", f"cluster:{K}"]
     assert history[1]["clustered_kernels"] > 20 and history[1]["folded_batchnorm"] > 0
 
 
@@ -99,12 +97,13 @@ def test_clustered_kernels_keep_k_values_and_the_pruned_zeros(chain):
     assert zeros > 0
 
 
-def test_clustered_model_exports_with_k_values_per_kernel(chain):
+def test_clustered_model_exports_with_k_values_per_kernel(chain, tmp_path):
     import onnx
     from onnx import numpy_helper
 
     _, _, last = chain
-    result = export(run=str(last), format="onnx", val_images=8)
+    result = export(run=str(last), format="onnx", out=str(tmp_path / "artifacts"),
+                    val_images=8)
     assert result.ok
     (entry,) = result.manifest["artifacts"]
     kernels = [numpy_helper.to_array(t) for t in onnx.load(str(result.out_dir / entry["file"])

@@ -48,11 +48,11 @@ def test_magnitude_mask_removes_the_smallest_weights():
 
 
 @pytest.fixture(scope="module")
-def pruned_run(trained_run, tmp_path_factory):
-    _, parent = trained_run
-    checkpoints = tmp_path_factory.mktemp("prune") / "checkpoints"
-    return parent, compress(parent, f"prune:{SPARSITY}", epochs=2, checkpoints_dir=checkpoints,
-                            verbose=0)
+def pruned_run(pruned_chain):
+    """(parent, the pruned run): the first stage of the session's ``prune:0.6,cluster:8``
+    chain, 2 epochs (shared with test_cluster, read only: tests/compress/conftest.py)."""
+    parent, pruned, _ = pruned_chain
+    return parent, pruned
 
 
 def _sparsity(model) -> tuple[float, dict[str, float]]:
@@ -96,11 +96,12 @@ def test_pruned_zeros_survive_resume(pruned_run, tmp_path):
     assert _sparsity(after)[0] == pytest.approx(SPARSITY, abs=0.01)
 
 
-def test_pruned_zeros_survive_every_export(pruned_run):
+def test_pruned_zeros_survive_every_export(pruned_run, tmp_path):
     from zoo.export import FORMATS
 
     _, run_dir = pruned_run
-    result = export(run=str(run_dir), format="tflite,onnx", val_images=8)
+    result = export(run=str(run_dir), format="tflite,onnx", out=str(tmp_path / "artifacts"),
+                    val_images=8)
     assert result.ok
     model = load_checkpoint(run_dir / "best.keras")
     zeros = sum(int((k.numpy() == 0).sum()) for k in weight_kernels(model)

@@ -170,7 +170,7 @@ def test_killed_export_leaves_only_listed_artifacts_and_continues(trained_run, t
     out = tmp_path / "killed"
     root = Path(__file__).resolve().parents[2]
     args = [sys.executable, "export.py", "--run", str(run_dir), "--out", str(out),
-            "--format", "tflite,coreml,onnx", "--val-images", "2"]
+            "--format", "onnx,coreml", "--val-images", "2"]
     proc = subprocess.Popen(args, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.time() + 600
@@ -194,10 +194,10 @@ def test_killed_export_leaves_only_listed_artifacts_and_continues(trained_run, t
         assert entry["sha256"] == sha256_file(path)
     first = {name: entry["sha256"] for name, entry in listed.items()}
     # The same command again, without --overwrite: the rest is converted, the first kept.
-    result = export(run=str(run_dir), format="tflite,coreml,onnx", out=str(out), val_images=2)
+    result = export(run=str(run_dir), format="onnx,coreml", out=str(out), val_images=2)
     assert result.ok
     entries = {e["file"]: e for e in result.manifest["artifacts"]}
-    assert set(entries) == {"model.tflite", "model.mlpackage", "model.onnx"}
+    assert set(entries) == {"model.onnx", "model.mlpackage"}
     assert all(entries[name]["sha256"] == sha for name, sha in first.items())
     assert not [p for p in out.iterdir() if p.name.startswith(".")], "temporary files left"
 

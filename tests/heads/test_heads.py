@@ -16,9 +16,9 @@ def small_alpha(name: str) -> float:
     return 0.25 if name == "mobilenet_v1" else 0.35
 
 
-@pytest.mark.parametrize("size", [(96, 96), (96, 128)])
 @pytest.mark.parametrize(("backbone", "head"), PAIRS)
-def test_every_pairing_builds_with_logits_at_input_resolution(backbone, head, size):
+def test_every_pairing_builds_with_logits_at_input_resolution(backbone, head):
+    size = (96, 128)  # not square: a height and width swapped anywhere changes the shape
     model = build_model(backbone=backbone, head=head, alpha=small_alpha(backbone),
                         input_size=size, num_classes=3)
     logits = model(np.random.uniform(0, 255, (1, *size, 3)).astype("float32"))

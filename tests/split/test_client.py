@@ -16,19 +16,15 @@ from zoo.split.client import DEVICE, EVERY, SplitClient
 from zoo.split.emulate import free_port
 from zoo.split.server import serve
 
-MID = "conv_pw_13_relu"
+MID = "conv_pw_7_relu"
 
 
 @pytest.fixture(scope="module")
-def folders(trained_run, tmp_path_factory):
-    """The tiny run's pairs at a mid cut (int8 transfer) and at the input."""
-    from zoo.split.halves import export_halves
-
-    checkpoints, run_dir = trained_run
-    root = tmp_path_factory.mktemp("client")
-    return [export_halves(str(run_dir), cut, transfer="int8", out=str(root / cut),
-                          val_images=2, checkpoints_dir=str(checkpoints))["folder"]
-            for cut in (MID, "input")]
+def folders(split_pairs):
+    """The tiny run's pairs at a mid cut (int8 transfer) and at the input (shared, read only:
+    tests/split/conftest.py)."""
+    _, pairs = split_pairs
+    return [pairs[cut]["folder"] for cut in (MID, "input")]
 
 
 @pytest.fixture(scope="module")
@@ -132,6 +128,6 @@ def test_a_server_half_of_another_export_is_refused(folders, frames, tmp_path):
 
 def test_a_cut_not_exported_is_refused(folders):
     with pytest.raises(ConfigError, match=r"^--cut 'conv_pw_1_relu' is not among the exported "
-                                          r"folders' cuts \(conv_pw_13_relu, input\), "
+                                          r"folders' cuts \(conv_pw_7_relu, input\), "
                                           r"all-device or every$"):
         SplitClient(folders, "http://127.0.0.1:9", fixed="conv_pw_1_relu")

@@ -3,6 +3,7 @@
 cut is the fastest measured and beats every cut left out by their bounds."""
 
 import json
+import shutil
 
 import pytest
 
@@ -80,11 +81,17 @@ def test_links_parse_presets_and_pairs():
 
 
 def test_compare_on_the_tiny_run(trained_run, tmp_path):
-    checkpoints, run_dir = trained_run
+    _, run_dir = trained_run
+    # A copy: compare caches its pairs and the profile in <run>/split/, and the session's run
+    # is only read.
+    run_copy = shutil.copytree(run_dir, tmp_path / run_dir.name,
+                               ignore=shutil.ignore_patterns("split", "tensorboard", "last.keras"))
     out = tmp_path / "compare"
     try:
-        result = compare(str(run_dir), "20,20", images_per_cut=2, runs=3, every=8, out=str(out),
-                         radio="wifi", checkpoints=str(checkpoints))
+        # every=23 of 47 cuts: input, one in the encoder's middle, output are profiled; the
+        # others are bounded by their neighbours
+        result = compare(str(run_copy), "20,20", images_per_cut=2, runs=3, every=23,
+                         out=str(out), radio="wifi")
     except EmulationUnavailable as exc:
         pytest.skip(str(exc))
     assert json.loads((out / "compare.json").read_text()) == result
@@ -107,3 +114,5 @@ def test_compare_on_the_tiny_run(trained_run, tmp_path):
     assert measured["input"]["request_ms"] >= 20.0  # the RTT
     assert measured["output"]["request_ms"] == 0.0
     assert all(m["energy_mj"] > 0 for m in measured.values())
+    cached = {p.name for p in (run_copy / "split" / "compare-halves").iterdir()}
+    assert cached >= {"input", "output"}  # exported once, into the run

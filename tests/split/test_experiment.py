@@ -21,7 +21,7 @@ from zoo.split.emulate import EmulationUnavailable, ShapedNamespace
 from zoo.split.experiment import parse_schedule, run_emulated
 from zoo.split.link import Link, parse_link
 
-MID = "conv_pw_13_relu"  # the end of mobileunet's encoder: four skips and P5 cross the cut
+MID = "conv_pw_7_relu"  # in mobileunet's encoder: three skips and its own output cross
 LINK = parse_link("2,40")
 IMAGES, REPEAT = 6, 2  # the tiny run has 8 validation images
 CHANGE_S, FAST_MBPS = 2.0, 20.0
@@ -53,16 +53,12 @@ print("done", received[0], flush=True)
 
 
 @pytest.fixture(scope="module")
-def folders(trained_run, tmp_path_factory):
+def folders(split_pairs):
     """The tiny run exported at a mid cut (int8 transfer) and at the input (all on the
-    server); every folder carries full.tflite, the client's all-device choice."""
-    from zoo.split.halves import export_halves
-
-    checkpoints, run_dir = trained_run
-    root = tmp_path_factory.mktemp("experiment")
-    return [export_halves(str(run_dir), cut, transfer="int8", out=str(root / cut),
-                          val_images=2, checkpoints_dir=str(checkpoints))["folder"]
-            for cut in (MID, "input")]
+    server); every folder carries full.tflite, the client's all-device choice (shared, read
+    only: tests/split/conftest.py)."""
+    _, pairs = split_pairs
+    return [pairs[cut]["folder"] for cut in (MID, "input")]
 
 
 def netns_names():
@@ -186,7 +182,7 @@ def test_a_schedule_that_does_not_parse_is_one_line(value):
     ({"device_fraction": 0}, "--device-fraction must be a finite number > 0"),
     ({"load_client_at": "soon"}, "--load-at must be a finite number >= 0"),
     ({"schedule": "10;2"}, "--schedule must be"),
-    ({"cut": "conv_pw_1_relu"}, "--cut must be one of conv_pw_13_relu, input, all-device, every"),
+    ({"cut": "conv_pw_1_relu"}, "--cut must be one of conv_pw_7_relu, input, all-device, every"),
     ({"folders": "/nonexistent/a"}, "--artifacts: /nonexistent/a/split.json: not found"),
     ({"folders": None}, "--artifacts is required"),
     ({"out": None}, "--out is required"),

@@ -46,17 +46,18 @@ def tree_digest(path: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def exports(tmp_path_factory):
-    return tmp_path_factory.mktemp("exports")
+def exports(split_pairs):
+    """The folder the session's pairs were exported into (tests/split/conftest.py)."""
+    return split_pairs[0]
 
 
 @pytest.fixture(scope="module")
-def int8_pair(trained_run, exports):
-    """(facts returned, folder) of the int8-transfer export at `CUT` (float device half)."""
-    _, run_dir = trained_run
-    facts = export_halves(str(run_dir), CUT, transfer="int8", device="tflite",
-                          out=str(exports / "int8"), val_images=4, threads=1)
-    return facts, exports / "int8"
+def int8_pair(split_pairs):
+    """(facts returned, folder) of the int8-transfer export at `CUT` (float device half,
+    validated on 4 images, one thread): the session's pair, shared with test_client and
+    test_experiment, read only."""
+    root, pairs = split_pairs
+    return pairs[CUT], root / CUT
 
 
 @pytest.fixture(scope="module")
