@@ -41,3 +41,30 @@ def test_int8_io_types(io, format_contract):
     assert runner.input_info.dtype == expected and runner.output_info.dtype == expected
     assert artifact.input.quantized == (io != "float")
     assert artifact.details["io"] == io
+
+
+def test_saved_model_signature_is_the_one_keras_export_writes(tmp_path):
+    """`write_saved_model` stands in for ``model.export(..., "tf_saved_model")``: input
+    ``image``, outputs ``output_0``, ``output_1`` in the model's order (split halves read them
+    by these names), the model's inference values, variables frozen by the converter."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter
+
+    from zoo.export.tflite_convert import write_saved_model
+
+    image = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same")(image)
+    x = keras.layers.BatchNormalization()(x)
+    model = keras.Model(image, [keras.layers.ReLU()(x), keras.layers.Conv2D(2, 1)(x)])
+    model.layers[2].moving_mean.assign(np.full(4, 0.5, np.float32))  # inference statistics
+    write_saved_model(model, tmp_path / "sm", [1, 8, 8, 3])
+    data = tf.lite.TFLiteConverter.from_saved_model(str(tmp_path / "sm")).convert()
+    runner = Interpreter(model_content=data).get_signature_runner()
+    assert list(runner.get_input_details()) == ["image"]
+    assert sorted(runner.get_output_details()) == ["output_0", "output_1"]
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 8, 8, 3)).astype(np.float32)
+    out = runner(image=x)
+    for i, ref in enumerate(model(x, training=False)):
+        np.testing.assert_allclose(out[f"output_{i}"], np.asarray(ref), atol=1e-5)

@@ -418,14 +418,13 @@ def keras_tflite(model) -> bytes:
     batch-1 SavedModel, sparse kernels stored sparse), for checking a model before export."""
     import tensorflow as tf
 
-    from zoo.export.tflite_convert import sparse_kernels
+    from zoo.export.tflite_convert import sparse_kernels, write_saved_model
     from zoo.export.tflite_graph import tflite_graph
 
     graph = tflite_graph(model)
     shape = [1, *[int(s) for s in model.input_shape[1:]]]
     with tempfile.TemporaryDirectory(prefix="zoo-xnnpack-sparse-") as tmp:
-        graph.export(tmp, "tf_saved_model", verbose=False,
-                     input_signature=[tf.TensorSpec(shape, tf.float32, name="image")])
+        write_saved_model(graph, tmp, shape)
         converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
         if sparse_kernels(model):
             converter.optimizations = [tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
